@@ -1,0 +1,13 @@
+// Command-line layer: one function per subcommand, each in engine/cli_<name>.c. These are
+// the only places that print errors and choose exit codes (0 ok, 1 runtime error, 2 usage).
+#ifndef ZS_CLI_H
+#define ZS_CLI_H
+#define ZSMLC_VERSION "0.1.0"
+
+int zs_cmd_inspect(int argc, char **argv);
+int zs_cmd_tokenize(int argc, char **argv);
+int zs_cmd_selfcheck(int argc, char **argv);
+
+// Prints "zsmlc CMD: <status name>: <message>" to stderr and returns 1.
+int zs_cli_fail(const char *cmd, int status);
+#endif

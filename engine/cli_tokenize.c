@@ -1,0 +1,4 @@
+// PLACEHOLDER: being written (not done).
+#include <stdio.h>
+#include "engine/cli.h"
+int zs_cmd_tokenize(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "zsmlc tokenize: not implemented yet\n"); return 1; }

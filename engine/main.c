@@ -1,0 +1,41 @@
+// zsmlc: one program, subcommands. The Make targets (synth, train-textenc, train-cls,
+// bench) call into it.
+#include <stdio.h>
+#include <string.h>
+#include "engine/backend.h"
+#include "engine/cli.h"
+
+typedef struct { const char *name; int (*fn)(int, char **); const char *help; } zs_cmd;
+static const zs_cmd k_cmds[] = {
+    {"inspect", zs_cmd_inspect, "FILE_OR_DIR: list the tensors of safetensors weights"},
+    {"tokenize", zs_cmd_tokenize, "--vocab FILE_OR_DIR [--mode openclip|hf] TEXT...: CLIP token ids"},
+    {"selfcheck", zs_cmd_selfcheck, "[--device cpu|cuda]: exercise tokenizer, safetensors and ops"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "zsmlc %s: zero-shot multi-label classification by synthetic data\n\nusage: zsmlc COMMAND [ARGS]\n\n",
+            ZSMLC_VERSION);
+    for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++) fprintf(f, "  %-10s %s\n", k_cmds[i].name, k_cmds[i].help);
+    fprintf(f, "  --version  version and what is built in\n");
+}
+
+int zs_cli_fail(const char *cmd, int status) {
+    fprintf(stderr, "zsmlc %s: %s: %s\n", cmd, zs_status_name((zs_status)status), zs_errmsg());
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        char info[4096];
+        zs_build_info(info, sizeof info);
+        printf("zsmlc %s\n%s", ZSMLC_VERSION, info);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++)
+        if (!strcmp(argv[1], k_cmds[i].name)) return k_cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "zsmlc: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
