@@ -60,6 +60,11 @@ ifeq ($(HAVE_OPENBLAS),1)
   CPPFLAGS += -DZS_HAVE_OPENBLAS $(if $(wildcard /usr/include/openblas/cblas.h),-I/usr/include/openblas)
   LDLIBS   += -lopenblas
 endif
+# Headers and libraries unpacked outside /usr (tools/device/make_sysroot.sh).
+ifneq ($(SYSROOT_EXTRA),)
+  CPPFLAGS += -I$(abspath $(SYSROOT_EXTRA))/usr/include
+  LDFLAGS  += -L$(abspath $(SYSROOT_EXTRA))/usr/lib/x86_64-linux-gnu -Wl,-rpath,$(abspath $(SYSROOT_EXTRA))/usr/lib/x86_64-linux-gnu
+endif
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
@@ -85,8 +90,7 @@ LIB_OBJ := $(call OBJ,$(LIB_C)) $(patsubst %.cu,$(BUILD)/%.cu.o,$(LIB_CU))
 # Build mode is part of the object path's stamp: switching CUDA/SAN rebuilds.
 STAMP   := $(BUILD)/.config-cuda$(CUDA)-san$(SAN)-native$(NATIVE)
 
-.PHONY: all deps test test-cuda test-san bench fuzz fuzz-build fixtures selfcheck clean \
-        synth train-textenc train-cls help
+.PHONY: all deps test test-cuda bench fuzz fuzz-build fixtures selfcheck clean help
 all: $(BUILD)/zsmlc
 
 $(STAMP):
@@ -138,7 +142,10 @@ test-cuda: $(BUILD)/zsmlc_tests
 bench: $(BUILD)/zsmlc_bench
 	$(BUILD)/zsmlc_bench --out $(BUILD)/bench.jsonl
 
-selfcheck: $(BUILD)/zsmlc
+# The main job for now: installs what is missing, builds, and runs the self-check (tokenizer,
+# safetensors round trip, ops on the CPU and, where present, the GPU).
+selfcheck: deps
+	@$(MAKE) -s $(BUILD)/zsmlc
 	$(BUILD)/zsmlc selfcheck
 
 FUZZ_TIME ?= 300

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One-shot GPU check for a lent machine: reports the toolchain, builds with CUDA (cuDNN and
+# NCCL found in PyTorch's Python environment when not in the CUDA toolkit), runs the whole
+# test suite (GPU tests included) and the op benchmarks. Results go to $OUT (or ./gpu-out).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu_check.log") 2>&1
+echo "== toolchain"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
+NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc); $NVCC --version | tail -2
+gcc --version | head -1
+PY=$(command -v python3 || command -v python)
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" || true
+pyloc() { $PY -c "import importlib, os; m = importlib.import_module('$1'); print(os.path.dirname(m.__file__) if getattr(m, '__file__', None) else list(m.__path__)[0])" 2>/dev/null; }
+CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
+CUDNN_HOME=${CUDNN_HOME:-}; NCCL_HOME=${NCCL_HOME:-}
+[ -z "$CUDNN_HOME" ] && { [ -f "$CUDA_HOME/include/cudnn.h" ] && CUDNN_HOME=$CUDA_HOME || CUDNN_HOME=$(pyloc nvidia.cudnn); }
+[ -z "$NCCL_HOME" ] && { [ -f "$CUDA_HOME/include/nccl.h" ] && NCCL_HOME=$CUDA_HOME || NCCL_HOME=$(pyloc nvidia.nccl); }
+echo "CUDA_HOME=$CUDA_HOME CUDNN_HOME=$CUDNN_HOME NCCL_HOME=$NCCL_HOME"
+ls "$CUDNN_HOME/include/cudnn.h" "$NCCL_HOME/include/nccl.h" 2>&1
+ls "$CUDNN_HOME"/lib* "$NCCL_HOME"/lib* 2>&1 | head -20
+SYS=""
+if [ ! -f /usr/include/cjson/cJSON.h ] || [ ! -f /usr/include/zlib.h ]; then SYS="SYSROOT_EXTRA=build-sysroot"; fi
+echo "extra sysroot: ${SYS:-none}"
+echo "== build"
+T0=$(date +%s)
+make -j16 CUDA=1 CUDA_ARCHS="${CUDA_ARCHS:-90}" CUDA_HOME="$CUDA_HOME" CUDNN_HOME="$CUDNN_HOME" NCCL_HOME="$NCCL_HOME" $SYS \
+    build/zsmlc build/zsmlc_tests build/zsmlc_bench || { echo "BUILD FAILED"; exit 1; }
+echo "build took $(( $(date +%s) - T0 )) s"
+build/zsmlc --version
+echo "== tests (all, GPU included)"
+build/zsmlc_tests 2>&1 | tee "$OUT/tests.log" | grep -vE '^PASS' ; echo "tests rc=${PIPESTATUS[0]}"
+echo "== bench"
+timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --device all --out "$OUT/bench.jsonl" | tee "$OUT/bench.txt"
+echo "bench rc=${PIPESTATUS[0]}"

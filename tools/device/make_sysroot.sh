@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds build-sysroot/: headers and libraries of the small Debian packages zsmlc links
+# (cJSON, zlib), unpacked without installing. For build machines that cannot apt-get
+# (e.g. a lent GPU box with no network): carry the folder there and build with
+#   make SYSROOT_EXTRA=build-sysroot ...
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=build-sysroot
+rm -rf "$out" && mkdir -p "$out/debs"
+(cd "$out/debs" && apt-get download -q libcjson-dev libcjson1 zlib1g-dev zlib1g >/dev/null)
+for d in "$out"/debs/*.deb; do dpkg-deb -x "$d" "$out"; done
+rm -rf "$out/debs"
+# Debian's dev symlinks point at /lib/...; repoint them inside the sysroot.
+lib="$out/usr/lib/x86_64-linux-gnu"
+for l in "$lib"/*.so; do
+    t=$(readlink "$l" || true)
+    [ -n "$t" ] && ln -sf "$(basename "$t")" "$l"
+done
+[ -e "$out/lib/x86_64-linux-gnu" ] && cp -a "$out"/lib/x86_64-linux-gnu/* "$lib"/ 2>/dev/null || true
+# Plain files only (some copy mechanisms drop symlinks).
+find "$out" -type l | while read -r l; do cp --remove-destination "$(readlink -f "$l")" "$l"; done
+echo "sysroot in $out: $(du -sh "$out" | cut -f1)"
