@@ -114,7 +114,7 @@ $(BUILD)/zsmlc: $(BUILD)/engine/main.o $(BUILD)/libzsmlc.a
 $(BUILD)/zsmlc_tests: $(call OBJ,$(TEST_C)) $(BUILD)/libzsmlc.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/zsmlc_bench: $(call OBJ,$(BENCH_C)) $(BUILD)/libzsmlc.a
+$(BUILD)/zsmlc_bench: $(call OBJ,$(BENCH_C)) $(BUILD)/tests/op_table.o $(BUILD)/libzsmlc.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
@@ -150,7 +150,7 @@ selfcheck: deps
 
 FUZZ_TIME ?= 300
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIB_C := $(filter-out engine/main.c,$(wildcard engine/*.c weights/*.c kernels/*.c models/*.c))
+FUZZ_LIB_C := $(filter-out engine/main.c engine/cli_%.c,$(wildcard engine/*.c weights/*.c kernels/*.c models/*.c))
 fuzz-build:
 	@mkdir -p build-fuzz
 	@for t in $(FUZZ_TARGETS); do \
