@@ -51,8 +51,9 @@ zs_status zs_malloc(void **p, size_t bytes, zs_device dev, const char *what) {
 #endif
     }
     if (bytes == 0) bytes = 1;
-    // 64-byte alignment for SIMD; round the size up as aligned_alloc requires.
-    *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    // 256-byte alignment, as cudaMalloc gives, so arena offsets mean the same on both
+    // devices; aligned_alloc wants the size rounded up to the alignment.
+    *p = aligned_alloc(256, (bytes + 255) / 256 * 256);
     if (!*p) return ZS_ERR(ZS_ENOMEM, "%s: cannot allocate %zu bytes on the host", what, bytes);
     return ZS_OK;
 }
