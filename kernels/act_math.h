@@ -1,0 +1,34 @@
+// Scalar activation formulas shared by the CPU twin (activations.c) and the CUDA kernels
+// (activations.cu), so both compute the same expression.
+#ifndef ZS_ACT_MATH_H
+#define ZS_ACT_MATH_H
+#include <math.h>
+#ifdef __CUDACC__
+#define ZS_ACT_HD __host__ __device__ __forceinline__
+#else
+#define ZS_ACT_HD static inline
+#endif
+
+#define ZS_SQRT1_2 0.70710678118654752440f     // 1/sqrt(2)
+#define ZS_INV_SQRT_2PI 0.39894228040143267794f  // 1/sqrt(2 pi)
+#define ZS_SQRT_2_PI 0.79788456080286535588f   // sqrt(2/pi)
+
+// act: 0 gelu (erf), 1 gelu tanh, 2 quickgelu (zs_act order).
+ZS_ACT_HD float zs_act_f(int act, float x) {
+    if (act == 0) return 0.5f * x * (1.0f + erff(x * ZS_SQRT1_2));
+    if (act == 1) return 0.5f * x * (1.0f + tanhf(ZS_SQRT_2_PI * (x + 0.044715f * x * x * x)));
+    return x / (1.0f + expf(-1.702f * x));
+}
+
+// d act / dx.
+ZS_ACT_HD float zs_act_df(int act, float x) {
+    if (act == 0) return 0.5f * (1.0f + erff(x * ZS_SQRT1_2)) + x * ZS_INV_SQRT_2PI * expf(-0.5f * x * x);
+    if (act == 1) {
+        float t = tanhf(ZS_SQRT_2_PI * (x + 0.044715f * x * x * x));
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * ZS_SQRT_2_PI * (1.0f + 3.0f * 0.044715f * x * x);
+    }
+    float s = 1.0f / (1.0f + expf(-1.702f * x));
+    return s + 1.702f * x * s * (1.0f - s);
+}
+
+#endif
