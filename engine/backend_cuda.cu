@@ -32,6 +32,12 @@ extern "C" zs_status zs_cuda_init_impl(int device_index) {
     ZS_CUBLAS_TRY(cublasCreate(&g_cublas));
     ZS_CUBLAS_TRY(cublasSetStream(g_cublas, g_stream));
     ZS_CUBLAS_TRY(cublasLtCreate(&g_cublaslt));
+    // Ops take scratch with cudaMallocAsync; keep freed blocks in the pool instead of
+    // returning them to the driver at every synchronisation.
+    cudaMemPool_t pool;
+    ZS_CUDA_TRY(cudaDeviceGetDefaultMemPool(&pool, device_index));
+    uint64_t keep = UINT64_MAX;
+    ZS_CUDA_TRY(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
     g_inited = 1;
     return ZS_OK;
 }
