@@ -30,6 +30,8 @@ make -j16 CUDA=1 CUDA_ARCHS="${CUDA_ARCHS:-90}" CUDA_HOME="$CUDA_HOME" CUDNN_HOM
     build/zsmlc build/zsmlc_tests build/zsmlc_bench || { echo "BUILD FAILED"; exit 1; }
 echo "build took $(( $(date +%s) - T0 )) s"
 build/zsmlc --version
+echo "== selfcheck on the GPU"
+build/zsmlc selfcheck --device cuda; echo "selfcheck rc=$?"
 echo "== tests (all, GPU included)"
 build/zsmlc_tests 2>&1 | tee "$OUT/tests.log" | grep -vE '^PASS' ; echo "tests rc=${PIPESTATUS[0]}"
 echo "== bench"
