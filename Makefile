@@ -114,7 +114,7 @@ $(BUILD)/zsmlc: $(BUILD)/engine/main.o $(BUILD)/libzsmlc.a
 $(BUILD)/zsmlc_tests: $(call OBJ,$(TEST_C)) $(BUILD)/libzsmlc.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/zsmlc_bench: $(call OBJ,$(BENCH_C)) $(BUILD)/tests/op_table.o $(BUILD)/libzsmlc.a
+$(BUILD)/zsmlc_bench: $(call OBJ,$(BENCH_C) $(wildcard tests/op_*.c)) $(BUILD)/libzsmlc.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

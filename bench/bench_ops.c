@@ -87,8 +87,8 @@ int main(int argc, char **argv) {
         runs[nruns++] = (run_t){ZS_CUDA, ZS_F32};
         runs[nruns++] = (run_t){ZS_CUDA, ZS_BF16};
     }
-    for (int ci = 0; ci < zt_op_ncases; ci++) {
-        const zt_op_case *c = &zt_op_cases[ci];
+    for (int ci = 0; ci < zt_op_count(); ci++) {
+        const zt_op_case *c = zt_op_at(ci);
         if (!all && !(c->flags & ZT_CASE_BENCH)) continue;
         if (filter && !strstr(c->name, filter)) continue;
         char shape[128];
@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
                 if (js) {
                     fprintf(js, "{\"op\": \"%s\", \"case\": \"%s\", \"shape\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", "
                                 "\"direction\": \"%s\", \"ms\": %.6g, \"gflops\": ",
-                            zt_op_kind_name(c->kind), c->name, shape, dev, dt, dir, ms);
+                            zt_op_case_kind(c), c->name, shape, dev, dt, dir, ms);
                     if (flops > 0) fprintf(js, "%.6g", gf);
                     else fprintf(js, "null");
                     fprintf(js, ", \"gbs\": %.6g}\n", gb);

@@ -12,49 +12,66 @@
 // Odd, asymmetric sizes catch index mix-ups; a few realistic CLIP / SD sizes; "bench" cases
 // are the big ones timed by bench/bench_ops.c (too slow for finite differences).
 const zt_op_case zt_op_cases[] = {
-    //  name                              kind             batch rows   cols  out    bias eps   flags
-    {"linear_37x53x29",                ZT_OP_LINEAR,     1, 37,    53,   29,    1, 0,    T},
-    {"linear_nobias_5x7x3",            ZT_OP_LINEAR,     1, 5,     7,    3,     0, 0,    T},
-    {"linear_3d_2x9x17x11",            ZT_OP_LINEAR,     2, 18,    17,   11,    1, 0,    T},
-    {"linear_1x1x1",                   ZT_OP_LINEAR,     1, 1,     1,    1,     1, 0,    T},
-    {"linear_77x768x3072",             ZT_OP_LINEAR,     1, 77,    768,  3072,  1, 0,    T},
-    {"linear_4096x768x3072",           ZT_OP_LINEAR,     1, 4096,  768,  3072,  1, 0,    B},
-    {"layernorm_13x77",                ZT_OP_LAYERNORM,  1, 13,    77,   0,     0, 1e-5f, T},
-    {"layernorm_3d_2x5x33",            ZT_OP_LAYERNORM,  2, 10,    33,   0,     0, 1e-6f, T},
-    {"layernorm_4x1",                  ZT_OP_LAYERNORM,  1, 4,     1,    0,     0, 1e-5f, T},
-    {"layernorm_77x768",               ZT_OP_LAYERNORM,  1, 77,    768,  0,     0, 1e-5f, T},
-    {"layernorm_4928x1024",            ZT_OP_LAYERNORM,  1, 4928,  1024, 0,     0, 1e-5f, B},
-    {"softmax_7x50",                   ZT_OP_SOFTMAX,    1, 7,     50,   0,     0, 0,    T},
-    {"softmax_5x77",                   ZT_OP_SOFTMAX,    1, 5,     77,   0,     0, 0,    T},
-    {"softmax_3x257",                  ZT_OP_SOFTMAX,    1, 3,     257,  0,     0, 0,    T},
-    {"softmax_3d_2x3x9",               ZT_OP_SOFTMAX,    2, 6,     9,    0,     0, 0,    T},
-    {"softmax_924x77",                 ZT_OP_SOFTMAX,    12, 924,  77,   0,     0, 0,    T},
-    {"softmax_14784x77",               ZT_OP_SOFTMAX,    1, 14784, 77,   0,     0, 0,    B},
-    {"gelu_7x143",                     ZT_OP_GELU,       1, 7,     143,  0,     0, 0,    T},
-    {"gelu_77x3072",                   ZT_OP_GELU,       1, 77,    3072, 0,     0, 0,    T},
-    {"gelu_4096x1024",                 ZT_OP_GELU,       1, 4096,  1024, 0,     0, 0,    B},
-    {"gelu_tanh_7x143",                ZT_OP_GELU_TANH,  1, 7,     143,  0,     0, 0,    T},
-    {"gelu_tanh_3d_3x5x11",            ZT_OP_GELU_TANH,  3, 15,    11,   0,     0, 0,    T},
-    {"gelu_tanh_4096x1024",            ZT_OP_GELU_TANH,  1, 4096,  1024, 0,     0, 0,    B},
-    {"quickgelu_7x143",                ZT_OP_QUICKGELU,  1, 7,     143,  0,     0, 0,    T},
-    {"quickgelu_77x3072",              ZT_OP_QUICKGELU,  1, 77,    3072, 0,     0, 0,    T},
-    {"quickgelu_4096x1024",            ZT_OP_QUICKGELU,  1, 4096,  1024, 0,     0, 0,    B},
-    {"add_13x37",                      ZT_OP_ADD,        1, 13,    37,   0,     0, 0,    T},
-    {"add_3d_2x3x5",                   ZT_OP_ADD,        2, 6,     5,    0,     0, 0,    T},
-    {"add_77x768",                     ZT_OP_ADD,        1, 77,    768,  0,     0, 0,    T},
-    {"add_4096x1024",                  ZT_OP_ADD,        1, 4096,  1024, 0,     0, 0,    B},
-    {"embedding_37_v101_c19",          ZT_OP_EMBEDDING,  1, 37,    19,   101,   0, 0,    T},
-    {"embedding_3d_2x5_v7_c3",         ZT_OP_EMBEDDING,  2, 10,    3,    7,     0, 0,    T},
-    {"embedding_77_v8192_c768",        ZT_OP_EMBEDDING,  1, 77,    768,  8192,  0, 0,    T},
-    {"embedding_4096_v49408_c768",     ZT_OP_EMBEDDING,  1, 4096,  768,  49408, 0, 0,    B},
+    //  name                              kind             batch rows   cols  out    bias eps   flags  fam  p
+    {"linear_37x53x29",                ZT_OP_LINEAR,     1, 37,    53,   29,    1, 0,    T, NULL, {0}},
+    {"linear_nobias_5x7x3",            ZT_OP_LINEAR,     1, 5,     7,    3,     0, 0,    T, NULL, {0}},
+    {"linear_3d_2x9x17x11",            ZT_OP_LINEAR,     2, 18,    17,   11,    1, 0,    T, NULL, {0}},
+    {"linear_1x1x1",                   ZT_OP_LINEAR,     1, 1,     1,    1,     1, 0,    T, NULL, {0}},
+    {"linear_77x768x3072",             ZT_OP_LINEAR,     1, 77,    768,  3072,  1, 0,    T, NULL, {0}},
+    {"linear_4096x768x3072",           ZT_OP_LINEAR,     1, 4096,  768,  3072,  1, 0,    B, NULL, {0}},
+    {"layernorm_13x77",                ZT_OP_LAYERNORM,  1, 13,    77,   0,     0, 1e-5f, T, NULL, {0}},
+    {"layernorm_3d_2x5x33",            ZT_OP_LAYERNORM,  2, 10,    33,   0,     0, 1e-6f, T, NULL, {0}},
+    {"layernorm_4x1",                  ZT_OP_LAYERNORM,  1, 4,     1,    0,     0, 1e-5f, T, NULL, {0}},
+    {"layernorm_77x768",               ZT_OP_LAYERNORM,  1, 77,    768,  0,     0, 1e-5f, T, NULL, {0}},
+    {"layernorm_4928x1024",            ZT_OP_LAYERNORM,  1, 4928,  1024, 0,     0, 1e-5f, B, NULL, {0}},
+    {"softmax_7x50",                   ZT_OP_SOFTMAX,    1, 7,     50,   0,     0, 0,    T, NULL, {0}},
+    {"softmax_5x77",                   ZT_OP_SOFTMAX,    1, 5,     77,   0,     0, 0,    T, NULL, {0}},
+    {"softmax_3x257",                  ZT_OP_SOFTMAX,    1, 3,     257,  0,     0, 0,    T, NULL, {0}},
+    {"softmax_3d_2x3x9",               ZT_OP_SOFTMAX,    2, 6,     9,    0,     0, 0,    T, NULL, {0}},
+    {"softmax_924x77",                 ZT_OP_SOFTMAX,    12, 924,  77,   0,     0, 0,    T, NULL, {0}},
+    {"softmax_14784x77",               ZT_OP_SOFTMAX,    1, 14784, 77,   0,     0, 0,    B, NULL, {0}},
+    {"gelu_7x143",                     ZT_OP_GELU,       1, 7,     143,  0,     0, 0,    T, NULL, {0}},
+    {"gelu_77x3072",                   ZT_OP_GELU,       1, 77,    3072, 0,     0, 0,    T, NULL, {0}},
+    {"gelu_4096x1024",                 ZT_OP_GELU,       1, 4096,  1024, 0,     0, 0,    B, NULL, {0}},
+    {"gelu_tanh_7x143",                ZT_OP_GELU_TANH,  1, 7,     143,  0,     0, 0,    T, NULL, {0}},
+    {"gelu_tanh_3d_3x5x11",            ZT_OP_GELU_TANH,  3, 15,    11,   0,     0, 0,    T, NULL, {0}},
+    {"gelu_tanh_4096x1024",            ZT_OP_GELU_TANH,  1, 4096,  1024, 0,     0, 0,    B, NULL, {0}},
+    {"quickgelu_7x143",                ZT_OP_QUICKGELU,  1, 7,     143,  0,     0, 0,    T, NULL, {0}},
+    {"quickgelu_77x3072",              ZT_OP_QUICKGELU,  1, 77,    3072, 0,     0, 0,    T, NULL, {0}},
+    {"quickgelu_4096x1024",            ZT_OP_QUICKGELU,  1, 4096,  1024, 0,     0, 0,    B, NULL, {0}},
+    {"add_13x37",                      ZT_OP_ADD,        1, 13,    37,   0,     0, 0,    T, NULL, {0}},
+    {"add_3d_2x3x5",                   ZT_OP_ADD,        2, 6,     5,    0,     0, 0,    T, NULL, {0}},
+    {"add_77x768",                     ZT_OP_ADD,        1, 77,    768,  0,     0, 0,    T, NULL, {0}},
+    {"add_4096x1024",                  ZT_OP_ADD,        1, 4096,  1024, 0,     0, 0,    B, NULL, {0}},
+    {"embedding_37_v101_c19",          ZT_OP_EMBEDDING,  1, 37,    19,   101,   0, 0,    T, NULL, {0}},
+    {"embedding_3d_2x5_v7_c3",         ZT_OP_EMBEDDING,  2, 10,    3,    7,     0, 0,    T, NULL, {0}},
+    {"embedding_77_v8192_c768",        ZT_OP_EMBEDDING,  1, 77,    768,  8192,  0, 0,    T, NULL, {0}},
+    {"embedding_4096_v49408_c768",     ZT_OP_EMBEDDING,  1, 4096,  768,  49408, 0, 0,    B, NULL, {0}},
 };
 #undef T
 #undef B
 const int zt_op_ncases = (int)(sizeof zt_op_cases / sizeof zt_op_cases[0]);
 
 static const char *k_kind[ZT_OP_KIND_COUNT] = {"linear", "layernorm", "softmax", "gelu", "gelu_tanh", "quickgelu",
-                                              "add", "embedding"};
+                                              "add", "embedding", "family"};
 const char *zt_op_kind_name(zt_op_kind k) { return (unsigned)k < ZT_OP_KIND_COUNT ? k_kind[k] : "?"; }
+const char *zt_op_case_kind(const zt_op_case *c) { return c->fam ? c->fam->name : zt_op_kind_name(c->kind); }
+
+int zt_op_count(void) {
+    int n = zt_op_ncases;
+    for (int f = 0; zt_op_families[f]; f++) n += zt_op_families[f]->ncases;
+    return n;
+}
+
+const zt_op_case *zt_op_at(int i) {
+    if (i < zt_op_ncases) return &zt_op_cases[i];
+    i -= zt_op_ncases;
+    for (int f = 0; zt_op_families[f]; f++) {
+        if (i < zt_op_families[f]->ncases) return &zt_op_families[f]->cases[i];
+        i -= zt_op_families[f]->ncases;
+    }
+    return NULL;
+}
 
 static const zs_act k_act[ZT_OP_KIND_COUNT] = {[ZT_OP_GELU] = ZS_ACT_GELU, [ZT_OP_GELU_TANH] = ZS_ACT_GELU_TANH,
                                                [ZT_OP_QUICKGELU] = ZS_ACT_QUICKGELU};
@@ -94,6 +111,11 @@ static zs_status alloc_t(zt_op_inst *o, zs_tensor *t, zs_dtype dt, int nlead, co
         ZS_TRY(s);
     }
     return ZS_OK;
+}
+
+zs_status zt_alloc_tensor(zt_op_inst *o, zs_tensor *t, zs_dtype dt, int ndim, const int64_t *shape, const char *role,
+                          int guard) {
+    return alloc_t(o, t, dt, ndim, shape, -1, role, guard);
 }
 
 int zt_op_guards_ok(const zt_op_inst *o, char *why, size_t n) {
@@ -139,7 +161,8 @@ zs_status zt_op_alloc(zt_op_inst *o, const zt_op_case *c, zs_device dev, zs_dtyp
     zs_status s = ZS_OK;
 #define A(t, d, nlead, ld, last, role) \
     if (!s) s = alloc_t(o, t, d, nlead, ld, last, role, guard)
-    switch (c->kind) {
+    if (c->fam) s = c->fam->alloc(o, guard);
+    else switch (c->kind) {
     case ZT_OP_LINEAR:
         o->nin = c->bias ? 3 : 2;
         o->in_role[0] = "x", o->in_role[1] = "w", o->in_role[2] = "b";
@@ -229,9 +252,14 @@ static zs_status fill_t(zs_tensor *t, uint64_t seed, uint64_t k, float lo, float
     return s;
 }
 
+zs_status zt_fill_tensor(zs_tensor *t, uint64_t seed, uint64_t k, float lo, float hi) {
+    return fill_t(t, seed, k, lo, hi);
+}
+
 zs_status zt_op_fill(zt_op_inst *o, uint64_t seed) {
     const zt_op_case *c = o->c;
-    switch (c->kind) {
+    if (c->fam) ZS_TRY(c->fam->fill(o, seed));
+    else switch (c->kind) {
     case ZT_OP_LINEAR:
         ZS_TRY(fill_t(&o->in[0], seed, 1, -1, 1));
         ZS_TRY(fill_t(&o->in[1], seed, 2, -1, 1));
@@ -273,6 +301,7 @@ zs_status zt_op_fill(zt_op_inst *o, uint64_t seed) {
 
 // ---- running ----------------------------------------------------------------------------
 zs_status zt_op_forward(zt_op_inst *o) {
+    if (o->c->fam) return o->c->fam->forward(o);
     switch (o->c->kind) {
     case ZT_OP_LINEAR: return zs_linear_fwd(&o->out[0], &o->in[0], &o->in[1], o->c->bias ? &o->in[2] : NULL);
     case ZT_OP_LAYERNORM:
@@ -287,6 +316,7 @@ zs_status zt_op_forward(zt_op_inst *o) {
 }
 
 zs_status zt_op_backward(zt_op_inst *o) {
+    if (o->c->fam) return o->c->fam->backward(o);
     switch (o->c->kind) {
     case ZT_OP_LINEAR:
         return zs_linear_bwd(&o->din[0], &o->din[1], o->c->bias ? &o->din[2] : NULL, &o->dy, &o->in[0], &o->in[1]);
@@ -306,6 +336,10 @@ zs_status zt_op_backward(zt_op_inst *o) {
 void zt_op_cost(const zt_op_case *c, int bwd, size_t e, double *flops, double *bytes) {
     double N = (double)c->rows, C = (double)c->cols, O = (double)c->out;
     *flops = 0;
+    if (c->fam) {
+        c->fam->cost(c, bwd, e, flops, bytes);
+        return;
+    }
     switch (c->kind) {
     case ZT_OP_LINEAR:  // fwd: read x, w, write y; bwd: read dy, x, w, read+write dx, dw
         *flops = (bwd ? 4.0 : 2.0) * N * C * O;
@@ -321,6 +355,7 @@ void zt_op_cost(const zt_op_case *c, int bwd, size_t e, double *flops, double *b
 
 const char *zt_op_shape_str(const zt_op_case *c, char *buf, size_t n) {
     long long N = c->rows, C = c->cols, O = c->out;
+    if (c->fam) return c->fam->shape_str(c, buf, n);
     switch (c->kind) {
     case ZT_OP_LINEAR: snprintf(buf, n, "x[%lld, %lld] w[%lld, %lld]%s", N, C, O, C, c->bias ? " +b" : ""); break;
     case ZT_OP_EMBEDDING: snprintf(buf, n, "ids[%lld] table[%lld, %lld]", N, O, C); break;

@@ -12,6 +12,7 @@
 #include "kernels/ops.h"
 #include "op_table.h"
 #include "test.h"
+#include "test_ops.h"
 
 // FD step (relative: h * max(1, |v|)) and tolerance (norm-relative error over the checked
 // elements) per op, about 10x the errors measured at introduction (linear 4e-5, layer norm
@@ -118,7 +119,7 @@ static zt_result fd_case(const zt_op_case *c) {
     }
     FAIL_IF(!zt_op_guards_ok(&o, why, sizeof why), "guard: %s", why);
     // Finite differences.
-    double h = k_fd[c->kind].h, tol = k_fd[c->kind].tol;
+    double h = c->fam ? c->fam->fd_h : k_fd[c->kind].h, tol = c->fam ? c->fam->fd_tol : k_fd[c->kind].tol;
     for (int i = 0; i < o.nin; i++) {
         int64_t idx[FD_ALL > FD_PICK ? FD_ALL : FD_PICK];
         float got[FD_ALL > FD_PICK ? FD_ALL : FD_PICK], fd[FD_ALL > FD_PICK ? FD_ALL : FD_PICK];
@@ -169,6 +170,17 @@ static zt_result fd_kind(zt_op_kind k) {
     return ZT_PASS;
 }
 
+zt_result zt_fd_family(const zt_op_family *f) {
+    int n = 0;
+    for (int i = 0; i < f->ncases; i++) {
+        if (!(f->cases[i].flags & ZT_CASE_TEST)) continue;
+        if (fd_case(&f->cases[i]) != ZT_PASS) return ZT_FAIL;
+        n++;
+    }
+    CHECK(n > 0, "no test cases for %s", f->name);
+    return ZT_PASS;
+}
+
 TEST(ops_fd_linear) { return fd_kind(ZT_OP_LINEAR); }
 TEST(ops_fd_layernorm) { return fd_kind(ZT_OP_LAYERNORM); }
 TEST(ops_fd_softmax) { return fd_kind(ZT_OP_SOFTMAX); }
@@ -182,7 +194,10 @@ TEST(ops_fd_embedding) { return fd_kind(ZT_OP_EMBEDDING); }
 // Inputs are rounded to the GPU dtype first, so the comparison measures the op's own
 // error: F32 1e-5 (cuBLAS in fp32, no TF32); BF16 / F16 outputs carry one rounding to 8 / 11
 // significant bits (2^-9 / 2^-11 relative) plus fp32-accumulation order differences.
-static double gpu_tol(zs_dtype dt) { return dt == ZS_F32 ? 1e-5 : dt == ZS_BF16 ? 2e-2 : 5e-3; }
+static double gpu_tol(const zt_op_case *c, zs_dtype dt) {
+    if (c->fam) return dt == ZS_F32 ? c->fam->tol_f32 : dt == ZS_BF16 ? c->fam->tol_bf16 : c->fam->tol_f16;
+    return dt == ZS_F32 ? 1e-5 : dt == ZS_BF16 ? 2e-2 : 5e-3;
+}
 
 static zs_status round_to(zs_tensor *t, zs_dtype dt) {  // host F32 tensor, values rounded to dt
     if (dt == ZS_F32) return ZS_OK;
@@ -212,7 +227,7 @@ static zt_result gpu_case(const zt_op_case *c, zs_dtype dt) {
     zt_op_inst h, d;
     uint64_t seed = name_seed(c->name) + 5;
     char what[160], why[160];
-    double tol = gpu_tol(dt);
+    double tol = gpu_tol(c, dt);
     CHECK_OK(zt_op_alloc(&h, c, ZS_CPU, ZS_F32, 1));
     zs_status s = zt_op_alloc(&d, c, ZS_CUDA, dt, 1);
     if (s) zt_op_free(&h);
@@ -236,10 +251,11 @@ static zt_result gpu_case(const zt_op_case *c, zs_dtype dt) {
     for (int i = 0; i < h.nin; i++) STEP(zs_tensor_copy(&d.in[i], &h.in[i]));
     STEP(zs_tensor_copy(&d.dy, &h.dy));
     if (c->kind == ZT_OP_EMBEDDING) STEP(zs_tensor_copy(&d.ids, &h.ids));
+    for (int i = 0; i < h.naux; i++) STEP(zs_tensor_copy(&d.aux[i], &h.aux[i]));
     STEP(zt_op_forward(&h));
     STEP(zt_op_forward(&d));
     STEP(zs_sync(ZS_CUDA));
-    for (int j = 0; j < h.nout; j++) CMP(h.out_role[j], &d.out[j], &h.out[j], j ? 1e-5 : tol);
+    for (int j = 0; j < h.nout; j++) CMP(h.out_role[j], &d.out[j], &h.out[j], j && !c->fam ? 1e-5 : tol);
     // Backward onto the same (rounded) nonzero prefill on both sides: accumulation included.
     for (int i = 0; i < h.nin; i++) {
         STEP(zs_rng_uniform(&h.din[i], seed + 31 + (uint64_t)i, 0));
@@ -274,6 +290,16 @@ static zt_result gpu_kind(zt_op_kind k) {
     return ZT_PASS;
 }
 
+zt_result zt_gpu_family(const zt_op_family *f) {
+    const zs_dtype dts[3] = {ZS_F32, ZS_BF16, ZS_F16};
+    for (int i = 0; i < f->ncases; i++) {
+        if (!(f->cases[i].flags & ZT_CASE_TEST)) continue;
+        for (int j = 0; j < 3; j++)
+            if (gpu_case(&f->cases[i], dts[j]) != ZT_PASS) return ZT_FAIL;
+    }
+    return ZT_PASS;
+}
+
 GPU_TEST(ops_cuda_linear) { return gpu_kind(ZT_OP_LINEAR); }
 GPU_TEST(ops_cuda_layernorm) { return gpu_kind(ZT_OP_LAYERNORM); }
 GPU_TEST(ops_cuda_softmax) { return gpu_kind(ZT_OP_SOFTMAX); }
@@ -285,7 +311,7 @@ GPU_TEST(ops_cuda_embedding) { return gpu_kind(ZT_OP_EMBEDDING); }
 
 // CUDA scatter-add is deterministic: two runs give identical bits (many repeated ids).
 GPU_TEST(ops_cuda_embedding_bwd_deterministic) {
-    const zt_op_case c = {"emb_det", ZT_OP_EMBEDDING, 1, 4096, 96, 13, 0, 0, 0};
+    const zt_op_case c = {"emb_det", ZT_OP_EMBEDDING, 1, 4096, 96, 13, 0, 0, 0, NULL, {0}};
     zt_op_inst d;
     CHECK_OK(zt_op_alloc(&d, &c, ZS_CUDA, ZS_F32, 0));
     int64_t n = zs_numel(&d.din[0]);
