@@ -55,7 +55,7 @@ CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp -fno-s
 ifeq ($(NATIVE),1)
   CFLAGS += -march=native
 endif
-LDLIBS   += -lcjson -lz -lm -lpthread -fopenmp
+LDLIBS   += -lcjson -lpng16 -ljpeg -lstb -lz -lm -lpthread -fopenmp
 ifeq ($(HAVE_OPENBLAS),1)
   CPPFLAGS += -DZS_HAVE_OPENBLAS $(if $(wildcard /usr/include/openblas/cblas.h),-I/usr/include/openblas)
   LDLIBS   += -lopenblas
@@ -155,7 +155,7 @@ fuzz-build:
 	@mkdir -p build-fuzz
 	@for t in $(FUZZ_TARGETS); do \
 	  clang -std=c11 -O1 -g -I. -D_GNU_SOURCE -DZS_FUZZING -fsanitize=fuzzer,address,undefined -fopenmp \
-	    tests/fuzz/$$t.c $(FUZZ_LIB_C) -o build-fuzz/$$t -lcjson -lz -lm -lpthread || exit 1; done
+	    tests/fuzz/$$t.c $(FUZZ_LIB_C) -o build-fuzz/$$t -lcjson -lpng16 -ljpeg -lstb -lz -lm -lpthread || exit 1; done
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do mkdir -p build-fuzz/corpus-$$t; \
 	  echo "== $$t for $(FUZZ_TIME) s"; \

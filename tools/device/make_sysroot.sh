@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=build-sysroot
 rm -rf "$out" && mkdir -p "$out/debs"
-(cd "$out/debs" && apt-get download -q libcjson-dev libcjson1 zlib1g-dev zlib1g >/dev/null)
+(cd "$out/debs" && apt-get download -q libcjson-dev libcjson1 zlib1g-dev zlib1g libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo libstb-dev libstb0 >/dev/null)
 for d in "$out"/debs/*.deb; do dpkg-deb -x "$d" "$out"; done
 rm -rf "$out/debs"
 # Debian's dev symlinks point at /lib/...; repoint them inside the sysroot.

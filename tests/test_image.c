@@ -1,0 +1,115 @@
+// Image decoding: every encoding of tests/fixtures/images/ decodes to exactly the pixels
+// PIL's convert("RGB") gives (tools/fixtures/make_images.py); bad files get clear errors.
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <unistd.h>
+#include "engine/image.h"
+#include "test.h"
+#include "weights/safetensors.h"
+
+TEST(image_decode_matches_pil) {
+    char path[1100], dir[512];
+    zs_st *st;
+    CHECK_OK(zs_st_open(&st, zt_fixture_path("images/decoded.safetensors", path, sizeof path)));
+    zt_fixture_path("images", dir, sizeof dir);
+    int n = zs_st_count(st), bad = 0;
+    for (int i = 0; i < n; i++) {
+        const zs_st_entry *e = zs_st_at(st, i);
+        snprintf(path, sizeof path, "%s/%s", dir, e->name);
+        zs_image img;
+        zs_status s = zs_image_load(path, &img);
+        if (s) { zt_note(__FILE__, __LINE__, "%s: %s", e->name, zs_errmsg()); bad++; continue; }
+        size_t nb = (size_t)img.w * img.h * 3;
+        int same = e->dtype == ZS_U8 && e->ndim == 3 && e->shape[0] == img.h && e->shape[1] == img.w &&
+                   e->end - e->begin == nb && memcmp(e->data, img.rgb, nb) == 0;
+        if (!same) {
+            int maxd = 0;
+            if (e->end - e->begin == nb)
+                for (size_t k = 0; k < nb; k++) {
+                    int d = abs((int)((const uint8_t *)e->data)[k] - img.rgb[k]);
+                    if (d > maxd) maxd = d;
+                }
+            zt_note(__FILE__, __LINE__, "%s: %dx%d decoded, differs from PIL (max |diff| %d)", e->name, img.w, img.h, maxd);
+            bad++;
+        }
+        zs_image_free(&img);
+    }
+    zs_st_close(st);
+    CHECK(n >= 12 && bad == 0, "%d of %d images differ from PIL", bad, n);
+    return ZT_PASS;
+}
+
+TEST(image_bad_files) {
+    static const uint8_t junk[] = "GIF89a not supported";
+    zs_image img;
+    CHECK(zs_image_load_mem(junk, sizeof junk, "x.gif", &img) == ZS_EFORMAT && strstr(zs_errmsg(), "x.gif") &&
+              strstr(zs_errmsg(), "not a PNG or JPEG"), "%s", zs_errmsg());
+    CHECK(zs_image_load("/nonexistent/a.png", &img) == ZS_EIO && strstr(zs_errmsg(), "/nonexistent/a.png"), "%s",
+          zs_errmsg());
+    char path[512];
+    zs_image good;
+    CHECK_OK(zs_image_load(zt_fixture_path("images/rgb.png", path, sizeof path), &good));
+    zs_image_free(&good);
+    // Truncations of a valid PNG and JPEG: every prefix fails cleanly, except a PNG cut
+    // only in its 12-byte IEND trailer (the pixels are whole; PIL reads those too) and a
+    // JPEG whose short scan libjpeg pads, as PIL does.
+    const char *names[2] = {"images/rgb.png", "images/baseline420.jpg"};
+    for (int f = 0; f < 2; f++) {
+        FILE *fp = fopen(zt_fixture_path(names[f], path, sizeof path), "rb");
+        CHECK(fp, "open %s", path);
+        static uint8_t buf[1 << 16];
+        size_t n = fread(buf, 1, sizeof buf, fp);
+        fclose(fp);
+        for (size_t cut = 0; cut < n; cut += 7) {
+            zs_status s = zs_image_load_mem(buf, cut, "cut", &img);
+            if (s == ZS_OK) { zs_image_free(&img); CHECK(f == 1 || cut >= n - 12, "truncated PNG (%zu of %zu bytes) decoded", cut, n); }
+            else CHECK(strstr(zs_errmsg(), "cut"), "error names the file: %s", zs_errmsg());
+        }
+    }
+    return ZT_PASS;
+}
+
+TEST(image_png_write_roundtrip) {
+    zs_image a = {31, 9, malloc(31 * 9 * 3)}, b;
+    CHECK(a.rgb, "oom");
+    for (int i = 0; i < 31 * 9 * 3; i++) a.rgb[i] = (uint8_t)(i * 37);
+    char path[] = "/tmp/zsmlc_img_XXXXXX.png";
+    int fd = mkstemps(path, 4);
+    CHECK(fd >= 0, "mkstemps");
+    close(fd);
+    zs_status s = zs_image_save_png(path, &a);
+    if (!s) s = zs_image_load(path, &b);
+    remove(path);
+    int same = !s && b.w == 31 && b.h == 9 && !memcmp(a.rgb, b.rgb, 31 * 9 * 3);
+    if (!s) zs_image_free(&b);
+    zs_image_free(&a);
+    CHECK_OK(s);
+    CHECK(same, "PNG round trip differs");
+    CHECK(zs_image_save_png("/nonexistent/dir/x.png", &(zs_image){1, 1, (uint8_t[3]){0}}) == ZS_EIO, "bad dir");
+    return ZT_PASS;
+}
+
+// The fuzz target's seed corpus (tests/fuzz/corpus/fuzz_image) replayed: no crash, no leak.
+TEST(image_fuzz_corpus) {
+    const char *dir = "tests/fuzz/corpus/fuzz_image";
+    DIR *d = opendir(dir);
+    CHECK(d, "cannot open %s", dir);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(p, "rb");
+        if (!f) continue;
+        static uint8_t buf[1 << 20];
+        size_t len = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        zs_fuzz_image(buf, len);
+        n++;
+    }
+    closedir(d);
+    CHECK(n > 5, "only %d corpus files", n);
+    return ZT_PASS;
+}
