@@ -94,6 +94,7 @@ int main(int argc, char **argv) {
         char shape[128];
         zt_op_shape_str(c, shape, sizeof shape);
         for (int ri = 0; ri < nruns; ri++) {
+            if (runs[ri].dev == ZS_CPU && (c->flags & ZT_CASE_BENCH_GPU_ONLY)) continue;  // CPU: far too slow
             zt_op_inst o;
             zs_status s = zt_op_alloc(&o, c, runs[ri].dev, runs[ri].dt, 0);
             if (!s) s = zt_op_fill(&o, 1234);

@@ -17,7 +17,8 @@ typedef enum {
 
 typedef struct zt_op_family zt_op_family;
 
-enum { ZT_CASE_TEST = 1, ZT_CASE_BENCH = 2 };  // zt_op_case.flags
+// zt_op_case.flags; ZT_CASE_BENCH_GPU_ONLY (with ZT_CASE_BENCH): too slow for the CPU, timed on CUDA only
+enum { ZT_CASE_TEST = 1, ZT_CASE_BENCH = 2, ZT_CASE_BENCH_GPU_ONLY = 4 };
 
 typedef struct {
     const char *name;  // unique; filters match it

@@ -1,0 +1,287 @@
+// Fused multi-head attention, forward and backward (see attention.h). CUDA: attention.cu.
+// Per batch b, head h, query row i (heads side by side in the feature dim):
+//   s_ij = scale * q_i . k_j   for the keys j row i sees (causal: j <= i + Lk - Lq)
+//   lse_i = log sum_j exp(s_ij),  p_ij = exp(s_ij - lse_i),  out_i = sum_j p_ij v_j
+// A row that sees no key (causal with Lq > Lk: rows i < Lq - Lk; or Lk == 0) gives
+// out_i = 0 and lse_i = -inf, and no gradient.
+// Backward (FlashAttention-2): D_i = dout_i . out_i, dp_ij = dout_i . v_j,
+//   ds_ij = p_ij (dp_ij - D_i);  dv_j += sum_i p_ij dout_i;  dq_i += scale sum_j ds_ij k_j;
+//   dk_j += scale sum_i ds_ij q_i.
+// CPU twin: fp32, OpenMP over (b, h, block of query rows) forward; the backward runs two
+// race-free passes, (b, h, key block) for dk / dv and (b, h, query block) for dq, each task
+// owning the rows it writes: deterministic for any thread count.
+#include <math.h>
+#include <stdlib.h>
+#include "attention.h"
+#include "op_common.h"
+
+#ifdef ZS_HAVE_CUDA
+// kernels/attention.cu (declared here to keep the family self-contained; sizes checked).
+zs_status zs_attention_fwd_cuda(void *out, float *lse, const void *q, const void *k, const void *v, zs_dtype dt,
+                                int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk, int64_t Dv, float scale,
+                                int causal);
+zs_status zs_attention_bwd_cuda(void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
+                                const void *v, const void *out, const float *lse, zs_dtype dt, int64_t B, int64_t H,
+                                int64_t Lq, int64_t Lk, int64_t Dk, int64_t Dv, float scale, int causal);
+#endif
+
+typedef struct {
+    int64_t B, H, Lq, Lk, Dk, Dv;
+    float scale;
+    int causal;
+} attn_dims;
+
+// Number of keys row i sees: [0, nkeys).
+static inline int64_t nkeys(const attn_dims *a, int64_t i) {
+    if (!a->causal) return a->Lk;
+    int64_t n = i + a->Lk - a->Lq + 1;
+    return n < 0 ? 0 : n > a->Lk ? a->Lk : n;
+}
+
+static inline float dotf(const float *a, const float *b, int64_t n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t d = 0; d < n; d++) s += a[d] * b[d];
+    return s;
+}
+
+static inline void axpyf(float *y, float a, const float *x, int64_t n) {
+#pragma omp simd
+    for (int64_t d = 0; d < n; d++) y[d] += a * x[d];
+}
+
+enum { CPU_QB = 16, CPU_KB = 16 };  // query rows / keys per task
+
+// ---- CPU forward --------------------------------------------------------------------------
+// Task (b, h, block of CPU_QB query rows): scores of the block's rows against every key they
+// see (key-major, so each k_j / v_j is read once per block), exact two-pass softmax per row,
+// then out rows accumulated key-major too.
+static zs_status attn_fwd_cpu(float *out, float *lse, const float *q, const float *k, const float *v,
+                              const attn_dims *a) {
+    const int64_t B = a->B, H = a->H, Lq = a->Lq, Lk = a->Lk, Dk = a->Dk, Dv = a->Dv;
+    const int64_t nqb = (Lq + CPU_QB - 1) / CPU_QB, ntask = B * H * nqb;
+    const int64_t sq = H * Dk, sv = H * Dv;  // row strides
+    int fail = 0;
+#pragma omp parallel if (ntask > 1 && B * H * Lq * (Lk + 1) * (Dk + Dv) > 32768)
+    {
+        float *S = malloc(sizeof(float) * (size_t)(CPU_QB * (Lk > 0 ? Lk : 1) + CPU_QB * Dv));
+        float *O = S ? S + CPU_QB * (Lk > 0 ? Lk : 1) : NULL;
+        if (!S) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < ntask; t++) {
+            if (!S) continue;
+            int64_t bh = t / nqb, b = bh / H, h = bh % H;
+            int64_t i0 = (t % nqb) * CPU_QB, i1 = i0 + CPU_QB < Lq ? i0 + CPU_QB : Lq, nr = i1 - i0;
+            const float *qb = q + (b * Lq * H + h) * Dk, *kb = k + (b * Lk * H + h) * Dk;
+            const float *vb = v + (b * Lk * H + h) * Dv;
+            int64_t jmax = nkeys(a, i1 - 1);  // the block's last row sees the most keys
+            for (int64_t j = 0; j < jmax; j++) {
+                const float *kj = kb + j * sq;
+                for (int64_t r = 0; r < nr; r++) S[r * Lk + j] = a->scale * dotf(qb + (i0 + r) * sq, kj, Dk);
+            }
+            float inv[CPU_QB];
+            for (int64_t r = 0; r < nr; r++) {
+                float *s = S + r * Lk;
+                int64_t n = nkeys(a, i0 + r);
+                float m = -INFINITY, l = 0;
+                for (int64_t j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
+                for (int64_t j = 0; j < n; j++) {
+                    s[j] = expf(s[j] - m);
+                    l += s[j];
+                }
+                for (int64_t j = n; j < jmax; j++) s[j] = 0;  // masked: no contribution below
+                inv[r] = n > 0 ? 1.0f / l : 0.0f;
+                if (lse) lse[bh * Lq + i0 + r] = n > 0 ? m + logf(l) : -INFINITY;
+                for (int64_t d = 0; d < Dv; d++) O[r * Dv + d] = 0;
+            }
+            for (int64_t j = 0; j < jmax; j++) {
+                const float *vj = vb + j * sv;
+                for (int64_t r = 0; r < nr; r++) {
+                    float p = S[r * Lk + j];
+                    if (p != 0) axpyf(O + r * Dv, p, vj, Dv);
+                }
+            }
+            for (int64_t r = 0; r < nr; r++) {
+                float *o = out + ((b * Lq + i0 + r) * H + h) * Dv;
+                for (int64_t d = 0; d < Dv; d++) o[d] = O[r * Dv + d] * inv[r];
+            }
+        }
+        free(S);
+    }
+    if (fail) return ZS_ERR(ZS_ENOMEM, "attention_fwd: CPU scratch (%lld keys)", (long long)Lk);
+    return ZS_OK;
+}
+
+// ---- CPU backward -------------------------------------------------------------------------
+static zs_status attn_bwd_cpu(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                              const float *v, const float *out, const float *lse, const attn_dims *a) {
+    const int64_t B = a->B, H = a->H, Lq = a->Lq, Lk = a->Lk, Dk = a->Dk, Dv = a->Dv;
+    const int64_t off = Lk - Lq;
+    const float scale = a->scale;
+    const int big = B * H * Lq * Lk * (Dk + Dv) > 32768;
+    float *Dl = malloc(sizeof(float) * (size_t)(B * H * Lq));  // D_i = dout_i . out_i, [B, H, Lq]
+    if (!Dl) return ZS_ERR(ZS_ENOMEM, "attention_bwd: CPU scratch");
+#pragma omp parallel for schedule(static) if (big)
+    for (int64_t t = 0; t < B * H * Lq; t++) {
+        int64_t b = t / (H * Lq), h = (t / Lq) % H, i = t % Lq;
+        int64_t o = ((b * Lq + i) * H + h) * Dv;
+        Dl[t] = dotf(dout + o, out + o, Dv);
+    }
+    int fail = 0;
+    // Pass 1: dk, dv. Task (b, h, block of CPU_KB keys), over every query row that sees them.
+    if (dk || dv) {
+        const int64_t nkb = (Lk + CPU_KB - 1) / CPU_KB, ntask = B * H * nkb;
+#pragma omp parallel if (big && ntask > 1)
+        {
+            float *acc = malloc(sizeof(float) * (size_t)(CPU_KB * (Dk + Dv)));
+            if (!acc) {
+#pragma omp atomic write
+                fail = 1;
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t t = 0; t < ntask; t++) {
+                if (!acc) continue;
+                int64_t bh = t / nkb, b = bh / H, h = bh % H;
+                int64_t j0 = (t % nkb) * CPU_KB, j1 = j0 + CPU_KB < Lk ? j0 + CPU_KB : Lk, nc = j1 - j0;
+                float *aK = acc, *aV = acc + CPU_KB * Dk;
+                for (int64_t x = 0; x < CPU_KB * (Dk + Dv); x++) acc[x] = 0;
+                int64_t ist = a->causal ? (j0 - off > 0 ? j0 - off : 0) : 0;  // first row seeing key j0
+                for (int64_t i = ist; i < Lq; i++) {
+                    const float *qi = q + ((b * Lq + i) * H + h) * Dk, *doi = dout + ((b * Lq + i) * H + h) * Dv;
+                    float li = lse[bh * Lq + i], Di = Dl[bh * Lq + i];
+                    int64_t je = nkeys(a, i);
+                    je = je < j1 ? je : j1;
+                    for (int64_t j = j0; j < je; j++) {
+                        const float *kj = k + ((b * Lk + j) * H + h) * Dk, *vj = v + ((b * Lk + j) * H + h) * Dv;
+                        float p = expf(scale * dotf(qi, kj, Dk) - li);
+                        axpyf(aV + (j - j0) * Dv, p, doi, Dv);
+                        float ds = p * (dotf(doi, vj, Dv) - Di);
+                        axpyf(aK + (j - j0) * Dk, scale * ds, qi, Dk);
+                    }
+                }
+                for (int64_t c = 0; c < nc; c++) {
+                    if (dk) {
+                        float *g = dk + ((b * Lk + j0 + c) * H + h) * Dk;
+                        for (int64_t d = 0; d < Dk; d++) g[d] += aK[c * Dk + d];
+                    }
+                    if (dv) {
+                        float *g = dv + ((b * Lk + j0 + c) * H + h) * Dv;
+                        for (int64_t d = 0; d < Dv; d++) g[d] += aV[c * Dv + d];
+                    }
+                }
+            }
+            free(acc);
+        }
+    }
+    // Pass 2: dq. Task (b, h, block of CPU_QB query rows); each row on its own.
+    if (dq && !fail) {
+        const int64_t nqb = (Lq + CPU_QB - 1) / CPU_QB, ntask = B * H * nqb;
+#pragma omp parallel if (big && ntask > 1)
+        {
+            float *acc = malloc(sizeof(float) * (size_t)(Dk > 0 ? Dk : 1));
+            if (!acc) {
+#pragma omp atomic write
+                fail = 1;
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t t = 0; t < ntask; t++) {
+                if (!acc) continue;
+                int64_t bh = t / nqb, b = bh / H, h = bh % H;
+                int64_t i0 = (t % nqb) * CPU_QB, i1 = i0 + CPU_QB < Lq ? i0 + CPU_QB : Lq;
+                for (int64_t i = i0; i < i1; i++) {
+                    const float *qi = q + ((b * Lq + i) * H + h) * Dk, *doi = dout + ((b * Lq + i) * H + h) * Dv;
+                    float li = lse[bh * Lq + i], Di = Dl[bh * Lq + i];
+                    for (int64_t d = 0; d < Dk; d++) acc[d] = 0;
+                    for (int64_t j = 0, je = nkeys(a, i); j < je; j++) {
+                        const float *kj = k + ((b * Lk + j) * H + h) * Dk, *vj = v + ((b * Lk + j) * H + h) * Dv;
+                        float p = expf(scale * dotf(qi, kj, Dk) - li);
+                        float ds = p * (dotf(doi, vj, Dv) - Di);
+                        axpyf(acc, ds, kj, Dk);
+                    }
+                    float *g = dq + ((b * Lq + i) * H + h) * Dk;
+                    for (int64_t d = 0; d < Dk; d++) g[d] += scale * acc[d];
+                }
+            }
+            free(acc);
+        }
+    }
+    free(Dl);
+    if (fail) return ZS_ERR(ZS_ENOMEM, "attention_bwd: CPU scratch");
+    return ZS_OK;
+}
+
+// ---- checks and dispatch ------------------------------------------------------------------
+// q [B, Lq, H*Dk], k [B, Lk, H*Dk], v [B, Lk, H*Dv]; fills a (scale, causal from p).
+static zs_status check_qkv(zs_opctx *c, const char *op, const zs_tensor *q, const zs_tensor *k, const zs_tensor *v,
+                           const zs_attn_params *p, attn_dims *a) {
+    const int64_t any3[3] = {-1, -1, -1};
+    char nm[96], sh[128];
+    ZS_TRY(zs_op_begin(c, op, q, "q"));
+    ZS_TRY(zs_op_arg(c, q, "q", c->dt, 3, any3));
+    if (!p) return ZS_ERR(ZS_EINVAL, "%s: params is NULL", op);
+    if (p->heads < 1) return ZS_ERR(ZS_EINVAL, "%s: heads %d must be >= 1", op, p->heads);
+    if (!isfinite(p->scale)) return ZS_ERR(ZS_EINVAL, "%s: scale %g must be finite", op, p->scale);
+    a->B = q->shape[0];
+    a->Lq = q->shape[1];
+    a->H = p->heads;
+    if (q->shape[2] % a->H || q->shape[2] == 0)
+        return ZS_ERR(ZS_EINVAL, "%s: %s %s: last dim %lld is not a positive multiple of heads %d", op,
+                      zs_op_tname(q, "q", nm, sizeof nm), zs_shape_str(q, sh, sizeof sh), (long long)q->shape[2],
+                      p->heads);
+    a->Dk = q->shape[2] / a->H;
+    ZS_TRY(zs_op_arg(c, k, "k", c->dt, 3, (int64_t[3]){a->B, -1, q->shape[2]}));
+    a->Lk = k->shape[1];
+    ZS_TRY(zs_op_arg(c, v, "v", c->dt, 3, (int64_t[3]){a->B, a->Lk, -1}));
+    if (v->shape[2] % a->H || v->shape[2] == 0)
+        return ZS_ERR(ZS_EINVAL, "%s: %s %s: last dim %lld is not a positive multiple of heads %d", op,
+                      zs_op_tname(v, "v", nm, sizeof nm), zs_shape_str(v, sh, sizeof sh), (long long)v->shape[2],
+                      p->heads);
+    a->Dv = v->shape[2] / a->H;
+    a->scale = p->scale;
+    a->causal = p->causal != 0;
+    return ZS_OK;
+}
+
+zs_status zs_attention_fwd(zs_tensor *out, zs_tensor *lse, const zs_tensor *q, const zs_tensor *k, const zs_tensor *v,
+                           const zs_attn_params *p) {
+    zs_opctx c;
+    attn_dims a;
+    ZS_TRY(check_qkv(&c, "attention_fwd", q, k, v, p, &a));
+    ZS_TRY(zs_op_arg(&c, out, "out", c.dt, 3, (int64_t[3]){a.B, a.Lq, a.H * a.Dv}));
+    if (lse) ZS_TRY(zs_op_arg(&c, lse, "lse", ZS_F32, 3, (int64_t[3]){a.B, a.H, a.Lq}));
+    if (a.B == 0 || a.Lq == 0) return ZS_OK;
+    if (c.dev == ZS_CUDA) {
+#ifdef ZS_HAVE_CUDA
+        return zs_attention_fwd_cuda(out->data, lse ? lse->data : NULL, q->data, k->data, v->data, c.dt, a.B, a.H,
+                                     a.Lq, a.Lk, a.Dk, a.Dv, a.scale, a.causal);
+#endif
+    }
+    return attn_fwd_cpu(out->data, lse ? lse->data : NULL, q->data, k->data, v->data, &a);
+}
+
+zs_status zs_attention_bwd(zs_tensor *dq, zs_tensor *dk, zs_tensor *dv, const zs_tensor *dout, const zs_tensor *q,
+                           const zs_tensor *k, const zs_tensor *v, const zs_tensor *out, const zs_tensor *lse,
+                           const zs_attn_params *p) {
+    zs_opctx c;
+    attn_dims a;
+    ZS_TRY(check_qkv(&c, "attention_bwd", q, k, v, p, &a));
+    ZS_TRY(zs_op_arg(&c, out, "out", c.dt, 3, (int64_t[3]){a.B, a.Lq, a.H * a.Dv}));
+    ZS_TRY(zs_op_arg(&c, dout, "dout", c.dt, 3, (int64_t[3]){a.B, a.Lq, a.H * a.Dv}));
+    ZS_TRY(zs_op_arg(&c, lse, "lse", ZS_F32, 3, (int64_t[3]){a.B, a.H, a.Lq}));
+    if (dq) ZS_TRY(zs_op_arg_like(&c, dq, "dq", c.dt, q, -1));
+    if (dk) ZS_TRY(zs_op_arg_like(&c, dk, "dk", c.dt, k, -1));
+    if (dv) ZS_TRY(zs_op_arg_like(&c, dv, "dv", c.dt, v, -1));
+    if ((!dq && !dk && !dv) || a.B == 0 || a.Lq == 0 || a.Lk == 0) return ZS_OK;
+    if (c.dev == ZS_CUDA) {
+#ifdef ZS_HAVE_CUDA
+        return zs_attention_bwd_cuda(dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL, dout->data,
+                                     q->data, k->data, v->data, out->data, lse->data, c.dt, a.B, a.H, a.Lq, a.Lk,
+                                     a.Dk, a.Dv, a.scale, a.causal);
+#endif
+    }
+    return attn_bwd_cpu(dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL, dout->data, q->data,
+                        k->data, v->data, out->data, lse->data, &a);
+}
