@@ -13,10 +13,12 @@
 #define ZS_INV_SQRT_2PI 0.39894228040143267794f  // 1/sqrt(2 pi)
 #define ZS_SQRT_2_PI 0.79788456080286535588f   // sqrt(2/pi)
 
-// act: 0 gelu (erf), 1 gelu tanh, 2 quickgelu (zs_act order).
+// act: 0 gelu (erf), 1 gelu tanh, 2 quickgelu, 3 relu, 4 silu (zs_act order).
 ZS_ACT_HD float zs_act_f(int act, float x) {
     if (act == 0) return 0.5f * x * (1.0f + erff(x * ZS_SQRT1_2));
     if (act == 1) return 0.5f * x * (1.0f + tanhf(ZS_SQRT_2_PI * (x + 0.044715f * x * x * x)));
+    if (act == 3) return x < 0.0f ? 0.0f : x;  // NaN stays NaN, as torch.relu
+    if (act == 4) return x / (1.0f + expf(-x));
     return x / (1.0f + expf(-1.702f * x));
 }
 
@@ -27,8 +29,10 @@ ZS_ACT_HD float zs_act_df(int act, float x) {
         float t = tanhf(ZS_SQRT_2_PI * (x + 0.044715f * x * x * x));
         return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * ZS_SQRT_2_PI * (1.0f + 3.0f * 0.044715f * x * x);
     }
-    float s = 1.0f / (1.0f + expf(-1.702f * x));
-    return s + 1.702f * x * s * (1.0f - s);
+    if (act == 3) return x <= 0.0f ? 0.0f : 1.0f;  // threshold_backward: 0 for x <= 0 (x == 0 included)
+    float k = act == 4 ? 1.0f : 1.702f;           // silu / quickgelu: x * sigmoid(k x)
+    float s = 1.0f / (1.0f + expf(-k * x));
+    return s + k * x * s * (1.0f - s);
 }
 
 #endif

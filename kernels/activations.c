@@ -1,11 +1,11 @@
-// GELU (erf), GELU (tanh approximation) and QuickGELU, forward and backward; the scalar
+// GELU (erf), GELU (tanh approximation), QuickGELU, ReLU and SiLU, forward and backward; the scalar
 // formulas are in act_math.h, shared with activations.cu.
 #include <stdio.h>
 #include "act_math.h"
 #include "op_common.h"
 #include "ops.h"
 
-static const char *k_names[ZS_ACT_COUNT] = {"gelu", "gelu_tanh", "quickgelu"};
+static const char *k_names[ZS_ACT_COUNT] = {"gelu", "gelu_tanh", "quickgelu", "relu", "silu"};
 const char *zs_act_name(zs_act a) { return (unsigned)a < ZS_ACT_COUNT ? k_names[a] : "?"; }
 
 static zs_status check_act(zs_act a, const char *dir, char *op, size_t n) {

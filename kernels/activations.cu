@@ -1,4 +1,4 @@
-// GELU-family activations on CUDA: one thread per element, fp32 math (act_math.h).
+// Activations (GELU family, ReLU, SiLU) on CUDA: one thread per element, fp32 math (act_math.h).
 #include "act_math.h"
 #include "cuda_ops.cuh"
 

@@ -46,9 +46,11 @@ typedef enum {
     ZS_ACT_GELU = 0,   // x * Phi(x), exact erf form (torch.nn.GELU() default)
     ZS_ACT_GELU_TANH,  // GELU(approximate='tanh'): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
     ZS_ACT_QUICKGELU,  // x * sigmoid(1.702 x) (OpenAI CLIP)
+    ZS_ACT_RELU,       // max(x, 0) (NaN passes through); derivative 1 for x > 0, else 0 (PyTorch)
+    ZS_ACT_SILU,       // x * sigmoid(x) (SiLU / swish: UNet, VAE)
     ZS_ACT_COUNT
 } zs_act;
-const char *zs_act_name(zs_act a);  // "gelu", "gelu_tanh", "quickgelu"
+const char *zs_act_name(zs_act a);  // "gelu", "gelu_tanh", "quickgelu", "relu", "silu"
 zs_status zs_act_fwd(zs_act a, zs_tensor *y, const zs_tensor *x);
 zs_status zs_act_bwd(zs_act a, zs_tensor *dx, const zs_tensor *dy, const zs_tensor *x);  // dx += dy * act'(x)
 static inline zs_status zs_gelu_fwd(zs_tensor *y, const zs_tensor *x) { return zs_act_fwd(ZS_ACT_GELU, y, x); }
