@@ -33,7 +33,7 @@ build/zsmlc --version
 echo "== selfcheck on the GPU"
 build/zsmlc selfcheck --device cuda; echo "selfcheck rc=$?"
 echo "== tests (all, GPU included)"
-build/zsmlc_tests 2>&1 | tee "$OUT/tests.log" | grep -vE '^PASS' ; echo "tests rc=${PIPESTATUS[0]}"
+ZSMLC_TEST_VERBOSE=1 build/zsmlc_tests 2>&1 | tee "$OUT/tests.log" | grep -E "^(FAIL|SKIP)|passed,|CHECK|: " ; echo "tests rc=${PIPESTATUS[0]}"
 echo "== bench"
 timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --device all --out "$OUT/bench.jsonl" | tee "$OUT/bench.txt"
 echo "bench rc=${PIPESTATUS[0]}"
