@@ -22,7 +22,7 @@ echo "CUDA_HOME=$CUDA_HOME CUDNN_HOME=$CUDNN_HOME NCCL_HOME=$NCCL_HOME"
 ls "$CUDNN_HOME/include/cudnn.h" "$NCCL_HOME/include/nccl.h" 2>&1
 ls "$CUDNN_HOME"/lib* "$NCCL_HOME"/lib* 2>&1 | head -20
 SYS=""
-if [ ! -f /usr/include/cjson/cJSON.h ] || [ ! -f /usr/include/zlib.h ]; then SYS="SYSROOT_EXTRA=build-sysroot"; fi
+if [ ! -f /usr/include/cjson/cJSON.h ] || [ ! -f /usr/include/zlib.h ] || [ ! -f /usr/include/stb/stb_image_write.h ] || [ ! -f /usr/include/png.h ] || [ ! -f /usr/include/jpeglib.h ]; then SYS="SYSROOT_EXTRA=build-sysroot"; fi
 echo "extra sysroot: ${SYS:-none}"
 echo "== build"
 T0=$(date +%s)
