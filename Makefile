@@ -62,7 +62,7 @@ ifeq ($(HAVE_OPENBLAS),1)
 endif
 # Headers and libraries unpacked outside /usr (tools/device/make_sysroot.sh).
 ifneq ($(SYSROOT_EXTRA),)
-  CPPFLAGS += -I$(abspath $(SYSROOT_EXTRA))/usr/include
+  CPPFLAGS += -I$(abspath $(SYSROOT_EXTRA))/usr/include -I$(abspath $(SYSROOT_EXTRA))/usr/include/x86_64-linux-gnu
   LDFLAGS  += -L$(abspath $(SYSROOT_EXTRA))/usr/lib/x86_64-linux-gnu -Wl,-rpath,$(abspath $(SYSROOT_EXTRA))/usr/lib/x86_64-linux-gnu
 endif
 ifeq ($(SAN),1)
