@@ -138,6 +138,14 @@ static zs_status load_jpeg(const uint8_t *buf, size_t n, const char *name, zs_im
     jpeg_create_decompress(&d);
     jpeg_mem_src(&d, buf, (unsigned long)n);
     jpeg_read_header(&d, TRUE);
+    // Refuse huge images before libjpeg allocates for them (progressive files buffer
+    // every coefficient of the image in jpeg_start_decompress).
+    if ((int64_t)d.image_width * d.image_height > ZS_IMAGE_MAX_PIXELS) {
+        long long w = d.image_width, h = d.image_height;
+        jpeg_destroy_decompress(&d);
+        return ZS_ERR(ZS_EFORMAT, "%s: image of %lldx%lld pixels is larger than the %lld-pixel limit", name, w, h,
+                      (long long)ZS_IMAGE_MAX_PIXELS);
+    }
     // libjpeg's defaults (islow IDCT, fancy upsampling) are what PIL decodes with.
     d.out_color_space = JCS_RGB;  // grey and CMYK/YCCK: libjpeg converts grey; CMYK is refused below
     if (d.jpeg_color_space == JCS_CMYK || d.jpeg_color_space == JCS_YCCK) {

@@ -14,7 +14,7 @@ typedef struct {
     uint8_t *rgb;   // [h, w, 3], row-major, malloc'd
 } zs_image;
 
-#define ZS_IMAGE_MAX_PIXELS (1ll << 28)  // larger images are refused (decompression bombs)
+#define ZS_IMAGE_MAX_PIXELS (1ll << 27)  // 134 Mpx; larger images are refused (decompression bombs)
 
 // Reads a PNG or JPEG (sniffed from the first bytes). Errors name the file.
 zs_status zs_image_load(const char *path, zs_image *img);
