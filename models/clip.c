@@ -29,11 +29,15 @@ static void note(zs_clip *m, const char *s) {
     snprintf(m->notes + k, sizeof m->notes - k, "%s%s", k ? "; " : "", s);
 }
 
-// The engine tensor a table row names (params or grads); NULL for logit_scale.
+// The engine tensor a table row names (params or grads); NULL for logit_scale (and for
+// ResNet gradients before zs_clip_grads).
 static zs_tensor *slot_tensor(zs_clip *m, const zs_clip_name *e, int layer, int grad) {
     zs_clip_text_params *tp = grad ? &m->t.g : &m->t.p;
     zs_clip_vision_params *vp = grad ? &m->v.g : &m->v.p;
+    zs_clip_resnet_params *rp = grad ? &m->r.g : &m->r.p;
     switch (e->slot) {
+    case ZS_SLOT_RN_HEAD: return rp->blocks ? zs_rn_head_tensor(rp, e->blk) : NULL;
+    case ZS_SLOT_RN_BLOCK: return rp->blocks ? zs_rn_block_tensor(&rp->blocks[layer], e->blk) : NULL;
     case ZS_SLOT_T_TOK: return &tp->tok;
     case ZS_SLOT_T_POS: return &tp->pos;
     case ZS_SLOT_T_LNF_W: return &tp->lnf_w;
@@ -56,6 +60,7 @@ static zs_tensor *slot_tensor(zs_clip *m, const zs_clip_name *e, int layer, int 
 // The engine tensor (or its q/k/v third) with the file's shape, over the engine's memory.
 static zs_status file_view(zs_clip *m, const zs_clip_binding *b, int grad, zs_tensor *out) {
     zs_tensor *t = slot_tensor(m, &b->entry, b->layer, grad);
+    if (!t) return ZS_ERR(ZS_EINVAL, "clip: no gradient buffers for %s (zs_clip_grads)", b->name);
     if (b->entry.part) ZS_TRY(zs_rows_view(out, t, (b->entry.part - 1) * (t->shape[0] / 3), t->shape[0] / 3));
     else *out = *t;
     if (b->entry.layout == ZS_NAME_CONV) {
@@ -93,10 +98,20 @@ static zs_status bind(zs_clip *m, const zs_st *st) {
     for (int r = 0; r < n && !s; r++) {
         const zs_clip_name *e = &tab[r];
         if (!want_tower(m, e->tower)) continue;
-        int layers = e->slot != ZS_SLOT_BLOCK ? 1 : e->tower == ZS_TOWER_TEXT ? m->text.layers : m->vision.layers;
+        int rn_row = e->slot == ZS_SLOT_RN_HEAD || e->slot == ZS_SLOT_RN_BLOCK;
+        if (e->tower == ZS_TOWER_VISION && rn_row != (m->vision_resnet != 0)) continue;  // the other architecture's rows
+        int layers = e->slot == ZS_SLOT_RN_BLOCK ? m->r.nblocks : e->slot != ZS_SLOT_BLOCK ? 1
+                     : e->tower == ZS_TOWER_TEXT ? m->text.layers : m->vision.layers;
         for (int l = 0; l < layers && !s; l++) {
             char name[256], rel[200];
-            snprintf(rel, sizeof rel, e->name, l);
+            if (e->slot == ZS_SLOT_RN_BLOCK) {
+                int stage, idx;
+                if (!slot_tensor(m, e, l, 0)) continue;  // downsample rows of a block without one
+                zs_clip_resnet_block_pos(&m->r, l, &stage, &idx);
+                snprintf(rel, sizeof rel, e->name, stage + 1, idx);
+            } else {
+                snprintf(rel, sizeof rel, e->name, l);
+            }
             snprintf(name, sizeof name, "%s%s", m->prefix, rel);
             const zs_st_entry *f = zs_st_find(st, name);
             if (e->slot == ZS_SLOT_LOGIT_SCALE && !f && !m->has_logit_scale) continue;
@@ -153,7 +168,11 @@ static zs_status bind(zs_clip *m, const zs_st *st) {
         }
         int l = -1, r = 0;
         while (r < n && !zs_clip_name_match(tab[r].name, rel, &l)) r++;
-        if (r < n && l >= 0)
+        if (r < n && l >= 0 && tab[r].slot == ZS_SLOT_RN_BLOCK)
+            s = m->vision_resnet ? ZS_ERR(ZS_EFORMAT, "extra tensor %s: not in this config's ModifiedResNet (layers [%d, %d, %d, %d])",
+                                          f->name, m->resnet.layers[0], m->resnet.layers[1], m->resnet.layers[2], m->resnet.layers[3])
+                                 : ZS_ERR(ZS_EFORMAT, "extra tensor %s: a ModifiedResNet tensor in a ViT model", f->name);
+        else if (r < n && l >= 0)
             s = ZS_ERR(ZS_EFORMAT, "extra tensor %s: the config has %d layers", f->name,
                        tab[r].tower == ZS_TOWER_TEXT ? m->text.layers : m->vision.layers);
         else
@@ -314,6 +333,7 @@ static zs_status sniff(zs_clip *m, const char *path, const zs_clip_opts *o, char
     }
     if (o->text_heads || o->vision_heads) note(m, "heads set by the caller");
     else if (m->towers & ZS_CLIP_TEXT) note(m, "heads = width / 64 (no config in the file)");
+    if (m->vision_resnet && !o->vision_heads) note(m, "ResNet attention-pool heads = width * 32 / 64");
     return ZS_OK;
 }
 
@@ -328,9 +348,6 @@ static zs_status load(zs_clip *m, const char *path, const zs_clip_opts *o) {
         m->towers &= o->towers;
         if (m->towers != (ZS_CLIP_TEXT | ZS_CLIP_VISION)) m->has_logit_scale = 0;
     }
-    if (!s && (m->towers & ZS_CLIP_VISION) && m->vision_resnet)
-        s = ZS_ERR(ZS_EUNSUPPORTED, "%s: the vision tower is a ModifiedResNet (visual.layer1...): not implemented yet; "
-                                    "load the text tower only (towers = ZS_CLIP_TEXT)", path);
     if (!s && (m->towers & ZS_CLIP_TEXT) && o->text_out_layer >= 0) {
         if (o->text_out_layer > m->text.layers)
             s = ZS_ERR(ZS_EINVAL, "text_out_layer %d: the text tower has %d layers", o->text_out_layer, m->text.layers);
@@ -339,9 +356,13 @@ static zs_status load(zs_clip *m, const char *path, const zs_clip_opts *o) {
     if (!s && m->device == ZS_CPU && m->dtype != ZS_F32)
         s = ZS_ERR(ZS_EUNSUPPORTED, "clip: the CPU computes in F32 only (asked for %s)", zs_dtype_name(m->dtype));
     if (!s && (m->towers & ZS_CLIP_TEXT)) s = zs_clip_text_init(&m->t, &m->text, m->device, m->dtype, m->plan_only);
-    if (!s && (m->towers & ZS_CLIP_VISION)) s = zs_clip_vision_init(&m->v, &m->vision, m->device, m->dtype, m->plan_only);
-    if (!s && (m->towers & ZS_CLIP_TEXT) && (m->towers & ZS_CLIP_VISION) && m->text.embed != m->vision.embed)
-        s = ZS_ERR(ZS_EFORMAT, "text and vision projections differ (%d vs %d)", m->text.embed, m->vision.embed);
+    if (!s && (m->towers & ZS_CLIP_VISION) && m->vision_resnet)
+        s = zs_clip_resnet_init(&m->r, &m->resnet, m->device, m->dtype, m->plan_only);
+    else if (!s && (m->towers & ZS_CLIP_VISION))
+        s = zs_clip_vision_init(&m->v, &m->vision, m->device, m->dtype, m->plan_only);
+    int v_embed = m->vision_resnet ? m->resnet.embed : m->vision.embed;
+    if (!s && (m->towers & ZS_CLIP_TEXT) && (m->towers & ZS_CLIP_VISION) && m->text.embed != v_embed)
+        s = ZS_ERR(ZS_EFORMAT, "text and vision projections differ (%d vs %d)", m->text.embed, v_embed);
     if (!s) s = bind(m, st);
     if (!s && !m->plan_only) s = load_data(m, st);
     if (s) s = zs_fail_context(s, "loading CLIP from %s", st_path[0] ? st_path : path);
@@ -367,6 +388,7 @@ void zs_clip_free(zs_clip *m) {
     if (!m) return;
     zs_clip_text_free(&m->t);
     zs_clip_vision_free(&m->v);
+    zs_clip_resnet_free(&m->r);
     for (int i = 0; i < m->n_bind; i++) free(m->bind[i].name);
     for (int i = 0; i < m->n_unused; i++) free(m->unused[i]);
     free(m->bind);
@@ -376,14 +398,14 @@ void zs_clip_free(zs_clip *m) {
 
 zs_status zs_clip_grads(zs_clip *m) {
     if (m->towers & ZS_CLIP_TEXT) ZS_TRY(zs_clip_text_grads(&m->t));
-    if (m->towers & ZS_CLIP_VISION) ZS_TRY(zs_clip_vision_grads(&m->v));
+    if (m->towers & ZS_CLIP_VISION) ZS_TRY(m->vision_resnet ? zs_clip_resnet_grads(&m->r) : zs_clip_vision_grads(&m->v));
     m->d_logit_scale = 0;
     return ZS_OK;
 }
 
 zs_status zs_clip_zero_grads(zs_clip *m) {
     if (m->towers & ZS_CLIP_TEXT) ZS_TRY(zs_clip_text_zero_grads(&m->t));
-    if (m->towers & ZS_CLIP_VISION) ZS_TRY(zs_clip_vision_zero_grads(&m->v));
+    if (m->towers & ZS_CLIP_VISION) ZS_TRY(m->vision_resnet ? zs_clip_resnet_zero_grads(&m->r) : zs_clip_vision_zero_grads(&m->v));
     m->d_logit_scale = 0;
     return ZS_OK;
 }
@@ -408,18 +430,54 @@ void zs_l2norm_bwd(float *dx, const float *dy, const float *x, int64_t n, int64_
     }
 }
 
+// ---- the image tower, ViT or ModifiedResNet --------------------------------------------------
+void zs_clip_image_shape(const zs_clip *m, int *channels, int *h, int *w) {
+    if (m->vision_resnet) *channels = m->resnet.channels, *h = *w = m->resnet.image;
+    else *channels = m->vision.channels, *h = m->vision.image_h, *w = m->vision.image_w;
+}
+
+int zs_clip_image_embed(const zs_clip *m) {
+    return m->vision_resnet ? m->resnet.embed : m->vision.embed ? m->vision.embed : m->vision.width;
+}
+
+static zs_status need_vision(const zs_clip *m) {
+    return (m->towers & ZS_CLIP_VISION) ? ZS_OK : ZS_ERR(ZS_EINVAL, "clip: no vision tower loaded");
+}
+
+zs_status zs_clip_image_setup(zs_clip *m, int64_t B, int train) {
+    ZS_TRY(need_vision(m));
+    return m->vision_resnet ? zs_clip_resnet_setup(&m->r, B, train) : zs_clip_vision_setup(&m->v, B, train);
+}
+
+zs_status zs_clip_image_fwd(zs_clip *m, const zs_tensor *image) {
+    ZS_TRY(need_vision(m));
+    return m->vision_resnet ? zs_clip_resnet_fwd(&m->r, image) : zs_clip_vision_fwd(&m->v, image);
+}
+
+zs_tensor *zs_clip_image_features(zs_clip *m) {
+    if (!(m->towers & ZS_CLIP_VISION)) return NULL;
+    if (m->vision_resnet) return m->r.a.blocks ? &m->r.a.features : NULL;
+    return m->v.a.hidden ? &m->v.a.features : NULL;
+}
+
+zs_status zs_clip_image_bwd(zs_clip *m, const zs_tensor *d_features, zs_tensor *d_image) {
+    ZS_TRY(need_vision(m));
+    return m->vision_resnet ? zs_clip_resnet_bwd(&m->r, d_features, d_image)
+                            : zs_clip_vision_bwd(&m->v, NULL, NULL, d_features, d_image);
+}
+
 // Host F32 copies of both towers' features.
 static zs_status features(zs_clip *m, float **tf, float **imf, int64_t *Bt, int64_t *Bi, int64_t *E) {
-    if ((m->towers & (ZS_CLIP_TEXT | ZS_CLIP_VISION)) != (ZS_CLIP_TEXT | ZS_CLIP_VISION) || !m->t.a.hidden || !m->v.a.hidden)
-        return ZS_ERR(ZS_EINVAL, "clip logits: need both towers run");
-    *Bt = m->t.a.B, *Bi = m->v.a.B, *E = m->t.a.features.shape[1];
+    const zs_tensor *fi = zs_clip_image_features(m);
+    if (!(m->towers & ZS_CLIP_TEXT) || !m->t.a.hidden || !fi) return ZS_ERR(ZS_EINVAL, "clip logits: need both towers run");
+    *Bt = m->t.a.B, *Bi = fi->shape[0], *E = m->t.a.features.shape[1];
     *tf = malloc((size_t)(*Bt + *Bi) * (size_t)*E * 2 * sizeof(float));
     if (!*tf) return ZS_ERR(ZS_ENOMEM, "clip logits");
     *imf = *tf + *Bt * *E;
     zs_tensor ht = zs_tensor_make(*tf, ZS_F32, ZS_CPU, 2, m->t.a.features.shape);
-    zs_tensor hi = zs_tensor_make(*imf, ZS_F32, ZS_CPU, 2, m->v.a.features.shape);
+    zs_tensor hi = zs_tensor_make(*imf, ZS_F32, ZS_CPU, 2, fi->shape);
     zs_status s = zs_tensor_copy(&ht, &m->t.a.features);
-    if (!s) s = zs_tensor_copy(&hi, &m->v.a.features);
+    if (!s) s = zs_tensor_copy(&hi, fi);
     if (s) free(*tf);
     return s;
 }

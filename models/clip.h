@@ -1,11 +1,13 @@
-// A whole CLIP model (text and/or ViT vision tower, logit scale), loaded from the layouts
+// A whole CLIP model (text and/or vision tower: ViT or ModifiedResNet; logit scale), loaded from the layouts
 // users download:
 //   - an open_clip hub folder (open_clip_config.json + open_clip_model.safetensors),
 //   - a transformers folder (config.json + model.safetensors: CLIPModel, CLIPTextModel,
 //     CLIPTextModelWithProjection, CLIPVisionModel, CLIPVisionModelWithProjection), also a
 //     diffusers pipeline folder (its text_encoder/),
 //   - a bare .safetensors in OpenAI naming (config from the shapes as OpenAI's build_model:
-//     heads = width / 64, QuickGELU),
+//     heads = width / 64, QuickGELU; ModifiedResNet: layers from counting visual.layerN.M,
+//     width from layer1.0.conv1, embed from attnpool.c_proj, image = sqrt(positions - 1) * 32,
+//     attention-pool heads = width * 32 / 64),
 //   - SD single files: cond_stage_model.model.* (SD 2.x OpenCLIP ViT-H text tower: GELU,
 //     heads = width / 64, tokens from layer layers-1 + ln_final) and
 //     cond_stage_model.transformer.* (SD 1.x, transformers naming, QuickGELU).
@@ -17,6 +19,7 @@
 // tensors are [B, E].
 #ifndef ZS_CLIP_H
 #define ZS_CLIP_H
+#include "models/clip_resnet.h"
 #include "models/clip_text.h"
 #include "models/clip_vision.h"
 #include "weights/clip_names.h"
@@ -50,15 +53,17 @@ typedef struct {
     char source[64];           // "open_clip", "transformers CLIPModel", "openai (bare)", "ldm-sd2", ...
     unsigned towers;           // loaded towers
     int has_logit_scale;
-    int vision_resnet;         // the file's vision tower is a ModifiedResNet (not implemented yet)
+    int vision_resnet;         // the vision tower is a ModifiedResNet: `resnet` / `r` (else ViT: `vision` / `v`)
     zs_clip_text_cfg text;
     zs_clip_vision_cfg vision;
+    zs_clip_resnet_cfg resnet;
     zs_device device;
     zs_dtype dtype;
     int plan_only;
 
     zs_clip_text t;            // valid when towers & ZS_CLIP_TEXT
-    zs_clip_vision v;          // valid when towers & ZS_CLIP_VISION
+    zs_clip_vision v;          // valid when towers & ZS_CLIP_VISION and not vision_resnet
+    zs_clip_resnet r;          // valid when towers & ZS_CLIP_VISION and vision_resnet
     float logit_scale;         // log scale, as stored
     double d_logit_scale;      // its gradient (host; accumulated by zs_clip_logits_bwd)
 
@@ -83,6 +88,16 @@ zs_status zs_clip_zero_grads(zs_clip *m);
 // Host F32 copy of bound tensor i (0..n_bind-1), parameter or gradient, in the file's layout
 // (transposed / conv-shaped as the file stores it); n must be its element count.
 zs_status zs_clip_read_bound(zs_clip *m, int i, int grad, float *dst, int64_t n);
+
+// The image tower, ViT or ModifiedResNet, through one interface (towers & ZS_CLIP_VISION).
+// Input [B, channels, h, w] on the model's device and dtype (normalised); features [B, E].
+void zs_clip_image_shape(const zs_clip *m, int *channels, int *h, int *w);
+int zs_clip_image_embed(const zs_clip *m);  // E (ViT without projection: its width)
+zs_status zs_clip_image_setup(zs_clip *m, int64_t B, int train);
+zs_status zs_clip_image_fwd(zs_clip *m, const zs_tensor *image);
+zs_tensor *zs_clip_image_features(zs_clip *m);  // NULL before the first forward
+// d_features [B, E]; accumulates into the tower's gradients (when allocated) and d_image (may be NULL).
+zs_status zs_clip_image_bwd(zs_clip *m, const zs_tensor *d_features, zs_tensor *d_image);
 
 // Similarity head on the host, from the towers' features after their forwards:
 // tn = t / |t|, in = i / |i|, logits_per_image[Bi, Bt] = exp(logit_scale) in tn^T.

@@ -142,8 +142,32 @@ zs_status zs_clip_config_open_clip(zs_clip *m, const cJSON *root, const char *pa
     if (cJSON_IsObject(vc)) {
         zs_clip_vision_cfg *v = &m->vision;
         const cJSON *layers = cJSON_GetObjectItemCaseSensitive(vc, "layers");
-        if (cJSON_IsArray(layers)) {
-            m->vision_resnet = 1;  // ModifiedResNet: recognised, not implemented in this increment
+        if (cJSON_IsArray(layers)) {  // ModifiedResNet: heads = width * 32 // head_width (open_clip)
+            zs_clip_resnet_cfg *r = &m->resnet;
+            ZS_TRY(check_fields(vc, vision_fields, (int)(sizeof vision_fields / sizeof *vision_fields), "model_cfg.vision_cfg"));
+            if (cJSON_GetArraySize(layers) != 4)
+                return ZS_ERR(ZS_EINVAL, "model_cfg.vision_cfg.layers: a ModifiedResNet needs 4 stage depths, got %d",
+                              cJSON_GetArraySize(layers));
+            for (int i = 0; i < 4; i++) {
+                const cJSON *it = cJSON_GetArrayItem(layers, i);
+                if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || it->valuedouble < 1 || it->valuedouble > 1000)
+                    return ZS_ERR(ZS_EINVAL, "model_cfg.vision_cfg.layers[%d]: expected a positive integer", i);
+                r->layers[i] = (int)it->valuedouble;
+            }
+            int head_width;
+            ZS_TRY(get_int(vc, "width", 64, &r->width, "vision_cfg"));
+            ZS_TRY(get_int(vc, "head_width", 64, &head_width, "vision_cfg"));
+            const cJSON *is = cJSON_GetObjectItemCaseSensitive(vc, "image_size");
+            if (cJSON_IsArray(is) && cJSON_GetArraySize(is) == 2 && cJSON_GetArrayItem(is, 0)->valuedouble == cJSON_GetArrayItem(is, 1)->valuedouble)
+                r->image = (int)cJSON_GetArrayItem(is, 0)->valuedouble;
+            else if (cJSON_IsArray(is))
+                return ZS_ERR(ZS_EUNSUPPORTED, "model_cfg.vision_cfg.image_size: a ModifiedResNet takes a square image");
+            else
+                ZS_TRY(get_int(vc, "image_size", 224, &r->image, "vision_cfg"));
+            if (head_width < 1 || (r->width * 32) % head_width)
+                return ZS_ERR(ZS_EINVAL, "model_cfg.vision_cfg.head_width = %d does not divide the feature dim %d", head_width, r->width * 32);
+            r->heads = r->width * 32 / head_width, r->embed = embed, r->channels = 3, r->eps = 1e-5f;
+            m->vision_resnet = 1;
         } else {
             ZS_TRY(check_fields(vc, vision_fields, (int)(sizeof vision_fields / sizeof *vision_fields), "model_cfg.vision_cfg"));
             int head_width;
@@ -290,7 +314,23 @@ zs_status zs_clip_config_shapes(zs_clip *m, const zs_st *st, const char *prefix,
         t->act = act, t->eps = 1e-5f, t->pool = ZS_POOL_ARGMAX, t->out_layer = t->layers;
         m->towers |= ZS_CLIP_TEXT;
     }
-    if (!hf_names && find(st, prefix, "visual.layer1.0.conv1.weight")) {
+    if (!hf_names && find(st, prefix, "visual.layer1.0.conv1.weight")) {  // ModifiedResNet (OpenAI build_model)
+        zs_clip_resnet_cfg *r = &m->resnet;
+        for (int s = 0; s < 4; s++) {
+            char pat[64];
+            snprintf(pat, sizeof pat, "visual.layer%d.%%d.conv1.weight", s + 1);
+            r->layers[s] = count_layers(st, prefix, pat);
+        }
+        ZS_TRY(need(e = find(st, prefix, "visual.layer1.0.conv1.weight"), prefix, "visual.layer1.0.conv1.weight", 4));
+        r->width = (int)e->shape[0];
+        ZS_TRY(need(e = find(st, prefix, "visual.conv1.weight"), prefix, "visual.conv1.weight", 4));
+        r->channels = (int)e->shape[1];
+        ZS_TRY(need(e = find(st, prefix, "visual.attnpool.c_proj.weight"), prefix, "visual.attnpool.c_proj.weight", 2));
+        r->embed = (int)e->shape[0];
+        ZS_TRY(need(e = find(st, prefix, "visual.attnpool.positional_embedding"), prefix, "visual.attnpool.positional_embedding", 2));
+        r->image = (int)lround(sqrt((double)(e->shape[0] - 1))) * 32;
+        r->heads = vision_heads ? vision_heads : r->width * 32 / 64;
+        r->eps = 1e-5f;
         m->vision_resnet = 1, m->towers |= ZS_CLIP_VISION;
     } else if (!hf_names && find(st, prefix, "visual.conv1.weight")) {
         zs_clip_vision_cfg *v = &m->vision;

@@ -7,6 +7,9 @@
 #define V ZS_TOWER_VISION
 #define B(t, name, blk, part) {name, t, ZS_SLOT_BLOCK, blk, part, ZS_NAME_PLAIN}
 #define P(t, name, slot) {name, t, slot, 0, 0, ZS_NAME_PLAIN}
+#define RH(name, i) {"visual." name, V, ZS_SLOT_RN_HEAD, i, 0, ZS_NAME_PLAIN}
+#define RB(name, i) {"visual.layer%d.%d." name, V, ZS_SLOT_RN_BLOCK, i, 0, ZS_NAME_PLAIN}
+#define BN_ROWS(M, bn, i) M(bn ".weight", i), M(bn ".bias", i + 1), M(bn ".running_mean", i + 2), M(bn ".running_var", i + 3)
 
 // OpenAI / open_clip: nn.MultiheadAttention's stacked in_proj; projections used as x @ P.
 static const zs_clip_name openai[] = {
@@ -47,6 +50,19 @@ static const zs_clip_name openai[] = {
     P(V, "visual.ln_post.weight", ZS_SLOT_V_POST_W),
     P(V, "visual.ln_post.bias", ZS_SLOT_V_POST_B),
     {"visual.proj", V, ZS_SLOT_V_PROJ, 0, 0, ZS_NAME_T},
+    // ModifiedResNet (models/clip_resnet.h): the rows above starting "visual." are the ViT's
+    RH("conv1.weight", 0), BN_ROWS(RH, "bn1", 1),
+    RH("conv2.weight", 5), BN_ROWS(RH, "bn2", 6),
+    RH("conv3.weight", 10), BN_ROWS(RH, "bn3", 11),
+    RB("conv1.weight", 0), BN_ROWS(RB, "bn1", 1),
+    RB("conv2.weight", 5), BN_ROWS(RB, "bn2", 6),
+    RB("conv3.weight", 10), BN_ROWS(RB, "bn3", 11),
+    RB("downsample.0.weight", 15), BN_ROWS(RB, "downsample.1", 16),  // "downsample.-1" is the avgpool
+    RH("attnpool.positional_embedding", 15),
+    RH("attnpool.q_proj.weight", 16), RH("attnpool.q_proj.bias", 17),
+    RH("attnpool.k_proj.weight", 18), RH("attnpool.k_proj.bias", 19),
+    RH("attnpool.v_proj.weight", 20), RH("attnpool.v_proj.bias", 21),
+    RH("attnpool.c_proj.weight", 22), RH("attnpool.c_proj.bias", 23),
     P(ZS_TOWER_TOP, "logit_scale", ZS_SLOT_LOGIT_SCALE),
 };
 
@@ -127,18 +143,26 @@ int zs_clip_name_ignorable(zs_clip_format f, const char *rel) {
     int n = f == ZS_CLIP_FMT_HF ? 2 : 1;
     for (int i = 0; i < n; i++)
         if (!strcmp(rel, l[i])) return 1;
-    return 0;
+    static const char nbt[] = ".num_batches_tracked";  // BatchNorm's counter (ModifiedResNet)
+    size_t k = strlen(rel), kn = sizeof nbt - 1;
+    return f == ZS_CLIP_FMT_OPENAI && !strncmp(rel, "visual.", 7) && k > kn && !strcmp(rel + k - kn, nbt);
 }
 
 int zs_clip_name_match(const char *pattern, const char *rel, int *layer) {
-    const char *d = strstr(pattern, "%d");
-    if (!d) return !strcmp(pattern, rel);
-    size_t pre = (size_t)(d - pattern);
-    if (strncmp(pattern, rel, pre) || !isdigit((unsigned char)rel[pre])) return 0;
-    char *end;
-    long v = strtol(rel + pre, &end, 10);
-    if (v > 100000 || (rel[pre] == '0' && end != rel + pre + 1)) return 0;
-    if (strcmp(end, d + 2)) return 0;
-    if (layer) *layer = (int)v;
-    return 1;
+    int first = -1;
+    for (;;) {
+        const char *d = strstr(pattern, "%d");
+        if (!d) {
+            if (strcmp(pattern, rel)) return 0;
+            if (layer && first >= 0) *layer = first;
+            return 1;
+        }
+        size_t pre = (size_t)(d - pattern);
+        if (strncmp(pattern, rel, pre) || !isdigit((unsigned char)rel[pre])) return 0;
+        char *end;
+        long v = strtol(rel + pre, &end, 10);
+        if (v > 100000 || (rel[pre] == '0' && end != rel + pre + 1)) return 0;
+        if (first < 0) first = (int)v;
+        pattern = d + 2, rel = end;
+    }
 }

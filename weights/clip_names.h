@@ -20,6 +20,9 @@ typedef enum {
     ZS_SLOT_V_POST_W, ZS_SLOT_V_POST_B, ZS_SLOT_V_PROJ,
     ZS_SLOT_LOGIT_SCALE,
     ZS_SLOT_BLOCK,  // a block tensor: `blk` is its index in zs_tf_block_tensor order
+    ZS_SLOT_RN_HEAD,   // ModifiedResNet stem / attention pool: `blk` in zs_rn_head_tensor order
+    ZS_SLOT_RN_BLOCK,  // ModifiedResNet bottleneck tensor: `blk` in zs_rn_block_tensor order;
+                       // the name has two "%d": stage (1..4) and index in the stage
 } zs_clip_slot;
 
 typedef enum {
@@ -41,8 +44,9 @@ const zs_clip_name *zs_clip_names(zs_clip_format f, int *count);
 const char *zs_clip_format_name(zs_clip_format f);  // "openai", "hf"
 // Which tower a relative name belongs to, by its prefix (for listing skipped towers).
 zs_clip_tower zs_clip_name_tower(zs_clip_format f, const char *rel);
-// Buffers that files carry and the model does not use (position_ids, attn_mask, ...).
+// Buffers that files carry and the model does not use (position_ids, attn_mask, BatchNorm's
+// num_batches_tracked, ...).
 int zs_clip_name_ignorable(zs_clip_format f, const char *rel);
-// 1 if rel matches pattern (with "%d" matching a decimal layer index, stored in *layer).
+// 1 if rel matches pattern (each "%d" matching a decimal index; the first is stored in *layer).
 int zs_clip_name_match(const char *pattern, const char *rel, int *layer);
 #endif
