@@ -140,7 +140,8 @@ test-cuda: $(BUILD)/zsmlc_tests
 	$(BUILD)/zsmlc_tests --require-gpu
 
 bench: $(BUILD)/zsmlc_bench
-	$(BUILD)/zsmlc_bench --out $(BUILD)/bench.jsonl
+	$(BUILD)/zsmlc_bench --suite ops --out $(BUILD)/bench.jsonl
+	$(BUILD)/zsmlc_bench --suite clip --out $(BUILD)/bench_clip.jsonl
 
 # The main job for now: installs what is missing, builds, and runs the self-check (tokenizer,
 # safetensors round trip, ops on the CPU and, where present, the GPU).

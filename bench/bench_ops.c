@@ -2,10 +2,12 @@
 // ZT_CASE_BENCH ones unless --all) on the CPU (F32) and, where a GPU answers, CUDA (F32 and
 // BF16). Per call: median over --repeat batches, each batch long enough (>= 20 ms or one call)
 // to hide timer and launch-sync overhead. Prints a table; --out writes JSON lines.
+// Suite "ops" of zsmlc_bench (bench/bench_main.c).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench/bench.h"
 #include "engine/backend.h"
 #include "tests/op_table.h"
 
@@ -48,11 +50,11 @@ static zs_status time_op(zt_op_inst *o, int bwd, int repeat, double *ms) {
 }
 
 static void usage(void) {
-    printf("usage: zsmlc_bench [--out FILE] [--filter SUBSTR] [--repeat N] [--device cpu|cuda|all] [--all]\n"
+    printf("usage: zsmlc_bench [--suite ops] [--out FILE] [--filter SUBSTR] [--repeat N] [--device cpu|cuda|all] [--all]\n"
            "  times forward and backward of each op case; --all adds the (small) test cases\n");
 }
 
-int main(int argc, char **argv) {
+int zs_bench_ops(int argc, char **argv, int append) {
     const char *out = NULL, *filter = NULL, *devs = "all";
     int repeat = 5, all = 0;
     for (int i = 1; i < argc; i++) {
@@ -63,6 +65,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--repeat") && more) repeat = atoi(argv[++i]);
         else if (!strcmp(a, "--device") && more) devs = argv[++i];
         else if (!strcmp(a, "--all")) all = 1;
+        else if (!strcmp(a, "--batch") && more) i++;  // the clip suite's option (--suite all)
         else { usage(); return strcmp(a, "--help") ? 2 : 0; }
     }
     if (repeat < 1 || (strcmp(devs, "cpu") && strcmp(devs, "cuda") && strcmp(devs, "all"))) { usage(); return 2; }
@@ -73,7 +76,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     FILE *js = NULL;
-    if (out && !(js = fopen(out, "w"))) { perror(out); return 1; }
+    if (out && !(js = fopen(out, append ? "a" : "w"))) { perror(out); return 1; }
     char info[2048];
     zs_build_info(info, sizeof info);
     printf("%s", info);

@@ -9,14 +9,16 @@ typedef struct { const char *name; int (*fn)(int, char **); const char *help; } 
 static const zs_cmd k_cmds[] = {
     {"inspect", zs_cmd_inspect, "FILE_OR_DIR: list the tensors of safetensors weights"},
     {"tokenize", zs_cmd_tokenize, "--vocab FILE_OR_DIR [--mode openclip|hf] TEXT...: CLIP token ids"},
+    {"clip-encode", zs_cmd_clip_encode, "--model PATH (--text T... | --image FILE...) --out FILE.safetensors: CLIP embeddings"},
+    {"clip-score", zs_cmd_clip_score, "--model PATH --images DIR_OR_FILE... --labels FILE --out FILE.csv|.jsonl: similarities"},
     {"selfcheck", zs_cmd_selfcheck, "[--device cpu|cuda]: exercise tokenizer, safetensors and ops"},
 };
 
 static void usage(FILE *f) {
     fprintf(f, "zsmlc %s: zero-shot multi-label classification by synthetic data\n\nusage: zsmlc COMMAND [ARGS]\n\n",
             ZSMLC_VERSION);
-    for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++) fprintf(f, "  %-10s %s\n", k_cmds[i].name, k_cmds[i].help);
-    fprintf(f, "  --version  version and what is built in\n");
+    for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++) fprintf(f, "  %-11s %s\n", k_cmds[i].name, k_cmds[i].help);
+    fprintf(f, "  --version   version and what is built in\n");
 }
 
 int zs_cli_fail(const char *cmd, int status) {
