@@ -59,6 +59,13 @@ LDLIBS   += -lcjson -lpng16 -ljpeg -lstb -lz -lm -lpthread -fopenmp
 ifeq ($(HAVE_OPENBLAS),1)
   CPPFLAGS += -DZS_HAVE_OPENBLAS $(if $(wildcard /usr/include/openblas/cblas.h),-I/usr/include/openblas)
   LDLIBS   += -lopenblas
+  # Prefer Debian's OpenMP build of OpenBLAS: it shares the engine's OpenMP thread pool,
+  # where the pthreads build's threads fight OpenMP's spinning workers (3-6x slower on
+  # small machines).
+  OPENBLAS_OMP_DIR := $(wildcard /usr/lib/x86_64-linux-gnu/openblas-openmp)
+  ifneq ($(OPENBLAS_OMP_DIR),)
+    LDFLAGS += -L$(OPENBLAS_OMP_DIR) -Wl,-rpath,$(OPENBLAS_OMP_DIR)
+  endif
 endif
 # Headers and libraries unpacked outside /usr (tools/device/make_sysroot.sh).
 ifneq ($(SYSROOT_EXTRA),)
@@ -121,7 +128,7 @@ $(BUILD)/zsmlc_bench: $(call OBJ,$(BENCH_C) $(wildcard tests/op_*.c)) $(BUILD)/l
 
 # ---- user-facing targets -----------------------------------------------------------------
 # Installs what a fresh Debian machine lacks (needs root). Idempotent and quiet when done.
-DEB_PKGS := libopenblas-dev libstb-dev libcjson-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev \
+DEB_PKGS := libopenblas-dev libopenblas-openmp-dev libstb-dev libcjson-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev \
             clang libclang-rt-dev libopenmpi-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
