@@ -1,11 +1,13 @@
 // The op families of the case table (see op_table.h): one line per tests/op_fam_<name>.c.
 #include "op_table.h"
 
-extern const zt_op_family zt_fam_attention;  // tests/op_fam_attention.c
+extern const zt_op_family zt_fam_attention;
+extern const zt_op_family zt_fam_patchify;  // tests/op_fam_patchify.c  // tests/op_fam_attention.c
 extern const zt_op_family zt_fam_conv2d, zt_fam_batchnorm, zt_fam_avgpool, zt_fam_relu_silu;  // tests/op_fam_conv.c
 
 const zt_op_family *const zt_op_families[] = {
     &zt_fam_attention,
+    &zt_fam_patchify,
     &zt_fam_conv2d,
     &zt_fam_batchnorm,
     &zt_fam_avgpool,
