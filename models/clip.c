@@ -258,7 +258,18 @@ zs_status zs_clip_save(zs_clip *m, const char *path) {
         zs_tensor t = zs_tensor_make(buf, ZS_F32, ZS_CPU, b->file_ndim, b->file_shape);
         if (!s) s = zs_st_writer_add(w, b->name, &t, b->file_dtype);
     }
+    // Tensors the model does not use travel unchanged (the writer copies them on add, so
+    // saving over the source file is safe).
+    zs_st *src = NULL;
+    if (!s && m->n_unused) s = zs_st_open(&src, m->st_path);
+    for (int i = 0; i < m->n_unused && !s; i++) {
+        const zs_st_entry *e = zs_st_find(src, m->unused[i]);
+        if (!e) { s = ZS_ERR(ZS_EFORMAT, "%s: tensor %s is gone from the source", m->st_path, m->unused[i]); break; }
+        zs_tensor t = zs_tensor_make((void *)e->data, e->dtype, ZS_CPU, e->ndim, e->shape);
+        s = zs_st_writer_add(w, e->name, &t, ZS_ST_KEEP);
+    }
     if (!s) s = zs_st_writer_save(w, path);
+    zs_st_close(src);
     zs_st_writer_free(w);
     free(buf);
     return s ? zs_fail_context(s, "saving CLIP to %s", path) : ZS_OK;
@@ -338,7 +349,7 @@ static zs_status sniff(zs_clip *m, const char *path, const zs_clip_opts *o, char
 }
 
 static zs_status load(zs_clip *m, const char *path, const zs_clip_opts *o) {
-    char st_path[4096];
+    char st_path[4096] = "";
     zs_st *st = NULL;
     m->device = o->device, m->dtype = o->dtype, m->plan_only = o->plan_only;
     zs_status s = sniff(m, path, o, st_path, sizeof st_path, &st);
@@ -366,6 +377,7 @@ static zs_status load(zs_clip *m, const char *path, const zs_clip_opts *o) {
     if (!s) s = bind(m, st);
     if (!s && !m->plan_only) s = load_data(m, st);
     if (s) s = zs_fail_context(s, "loading CLIP from %s", st_path[0] ? st_path : path);
+    if (!s && !(m->st_path = strdup(st_path))) s = ZS_ERR(ZS_ENOMEM, "clip: path");
     zs_st_close(st);
     return s;
 }
@@ -393,6 +405,7 @@ void zs_clip_free(zs_clip *m) {
     for (int i = 0; i < m->n_unused; i++) free(m->unused[i]);
     free(m->bind);
     free(m->unused);
+    free(m->st_path);
     free(m);
 }
 

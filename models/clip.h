@@ -72,6 +72,7 @@ typedef struct {
     char **unused;             // file tensors (full names) not used
     int n_unused;
     char notes[512];           // what was inferred, e.g. "heads = width / 64"
+    char *st_path;             // the weights it was loaded from (save copies `unused` from it)
 } zs_clip;
 
 // path: folder or file (see above). On error *out is NULL and the message names the file,
@@ -79,7 +80,9 @@ typedef struct {
 zs_status zs_clip_load(zs_clip **out, const char *path, const zs_clip_opts *o);
 void zs_clip_free(zs_clip *m);
 // Writes every parameter back under the names (and dtypes) it was loaded from, with
-// metadata {"format": "pt"}: transformers / diffusers / open_clip load the file unchanged.
+// metadata {"format": "pt"}, plus every `unused` tensor copied unchanged from the source
+// file (buffers such as position_ids and num_batches_tracked, towers not loaded, the rest
+// of an SD single file): transformers / diffusers / open_clip load the file unchanged.
 zs_status zs_clip_save(zs_clip *m, const char *path);
 
 // Gradients of every parameter (zeroed); zero them again.

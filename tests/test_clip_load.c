@@ -220,7 +220,15 @@ static zt_result round_trip(const char *rel, const char *cfg, const char *wfile,
         free(p);
         CHECK(ok, "%s differs after the round trip", x->name);
     }
-    CHECK(zs_st_count(sn) == a->n_bind, "saved %d tensors for %d bound", zs_st_count(sn), a->n_bind);
+    // Unused tensors (position_ids, ...) travel unchanged.
+    CHECK(zs_st_count(sn) == a->n_bind + a->n_unused, "saved %d tensors for %d bound + %d unused", zs_st_count(sn),
+          a->n_bind, a->n_unused);
+    for (int i = 0; i < a->n_unused; i++) {
+        const zs_st_entry *e1 = zs_st_find(so, a->unused[i]), *e2 = zs_st_find(sn, a->unused[i]);
+        CHECK(e1 && e2 && e1->dtype == e2->dtype && e1->end - e1->begin == e2->end - e2->begin &&
+                  !memcmp(e1->data, e2->data, e1->end - e1->begin),
+              "unused %s not carried over unchanged", a->unused[i]);
+    }
     printf("    %s: %d tensors saved and reloaded bit for bit\n", rel, a->n_bind);
     zs_st_close(so);
     zs_st_close(sn);
