@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "engine/backend.h"
+#include "engine/json.h"
 #include "models/clip_internal.h"
 
 zs_clip_opts zs_clip_default_opts(void) {
@@ -291,7 +292,7 @@ static zs_status sniff(zs_clip *m, const char *path, const zs_clip_opts *o, char
         if (exists(dir, "open_clip_config.json", buf, sizeof buf)) {
             m->format = ZS_CLIP_FMT_OPENAI;
             snprintf(m->source, sizeof m->source, "open_clip");
-            ZS_TRY(zs_clip_read_json(buf, &cfg));
+            ZS_TRY(zs_json_read_object(buf, &cfg));
             s = zs_clip_config_open_clip(m, cfg, buf);
             cJSON_Delete(cfg);
             if (s) return zs_fail_context(s, "%s", buf);
@@ -299,7 +300,7 @@ static zs_status sniff(zs_clip *m, const char *path, const zs_clip_opts *o, char
             m->has_logit_scale = m->towers == (ZS_CLIP_TEXT | ZS_CLIP_VISION);
         } else if (exists(dir, "config.json", buf, sizeof buf)) {
             m->format = ZS_CLIP_FMT_HF;
-            ZS_TRY(zs_clip_read_json(buf, &cfg));
+            ZS_TRY(zs_json_read_object(buf, &cfg));
             s = zs_clip_config_hf(m, cfg, buf);
             cJSON_Delete(cfg);
             if (s) return zs_fail_context(s, "%s", buf);

@@ -6,31 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "engine/json.h"
 #include "models/clip_internal.h"
-
-zs_status zs_clip_read_json(const char *path, cJSON **out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ZS_ERR(ZS_EIO, "%s: cannot open", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 && n < (1 << 24) ? malloc((size_t)n + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(buf);
-        return ZS_ERR(ZS_EIO, "%s: cannot read", path);
-    }
-    fclose(f);
-    buf[n] = 0;
-    *out = cJSON_Parse(buf);
-    free(buf);
-    if (!*out || !cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return ZS_ERR(ZS_EFORMAT, "%s: not a JSON object", path);
-    }
-    return ZS_OK;
-}
 
 // ---- open_clip --------------------------------------------------------------------------
 // Fields of open_clip's CLIPTextCfg / CLIPVisionCfg / model config: parsed (P), ignored

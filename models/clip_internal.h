@@ -4,7 +4,6 @@
 #include <cjson/cJSON.h>
 #include "models/clip.h"
 
-zs_status zs_clip_read_json(const char *path, cJSON **out);
 // Fill m->text / m->vision / m->towers (and m->source for HF).
 zs_status zs_clip_config_open_clip(zs_clip *m, const cJSON *root, const char *path);
 zs_status zs_clip_config_hf(zs_clip *m, const cJSON *root, const char *path);

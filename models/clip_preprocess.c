@@ -1,5 +1,6 @@
 #include "clip_preprocess.h"
 #include <cjson/cJSON.h>
+#include "engine/json.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,25 +165,6 @@ zs_status zs_clip_preprocess(const zs_clip_prep *p, const zs_image *img, float *
 }
 
 // ---- configs ------------------------------------------------------------------------------
-static char *slurp(const char *path, zs_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { *st = ZS_ERR(ZS_EIO, "%s: cannot open", path); return NULL; }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n >= 0 && n < (64 << 20) ? malloc((size_t)n + 1) : NULL;
-    if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        fclose(f);
-        *st = ZS_ERR(ZS_EIO, "%s: cannot read", path);
-        return NULL;
-    }
-    fclose(f);
-    b[n] = 0;
-    *st = ZS_OK;
-    return b;
-}
-
 static zs_status read3(const cJSON *o, const char *key, float *v, const char *path) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!a) return ZS_OK;
@@ -201,12 +183,9 @@ static zs_status read3(const cJSON *o, const char *key, float *v, const char *pa
 zs_status zs_clip_prep_from_openclip(zs_clip_prep *p, const char *path, int out_h, int out_w) {
     zs_clip_prep_default(p, out_h);
     p->out_w = out_w;
-    zs_status s;
-    char *txt = slurp(path, &s);
-    if (!txt) return s;
-    cJSON *root = cJSON_Parse(txt);
-    free(txt);
-    if (!root) return ZS_ERR(ZS_EFORMAT, "%s: invalid JSON", path);
+    cJSON *root;
+    zs_status s = zs_json_read_object(path, &root);
+    if (s) return s;
     const cJSON *pc = cJSON_GetObjectItemCaseSensitive(root, "preprocess_cfg");
     s = ZS_OK;
     if (pc) {
@@ -237,12 +216,9 @@ zs_status zs_clip_prep_from_openclip(zs_clip_prep *p, const char *path, int out_
 }
 
 zs_status zs_clip_prep_from_hf(zs_clip_prep *p, const char *path) {
-    zs_status s;
-    char *txt = slurp(path, &s);
-    if (!txt) return s;
-    cJSON *root = cJSON_Parse(txt);
-    free(txt);
-    if (!root) return ZS_ERR(ZS_EFORMAT, "%s: invalid JSON", path);
+    cJSON *root;
+    zs_status s = zs_json_read_object(path, &root);
+    if (s) return s;
     zs_clip_prep_default(p, 224);
     p->style = ZS_PREP_HF;
     s = read3(root, "image_mean", p->mean, path);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "engine/backend.h"
+#include "engine/json.h"
 #include "engine/rng.h"
 #include "models/scheduler_elem.h"
 
@@ -66,30 +67,6 @@ void zs_sched_config_free(zs_sched_config *c) {
 
 // Which classes read a field: E(uler), D(DIM), P (DPM-Solver multistep).
 enum { F_E = 1, F_D = 2, F_P = 4, F_ALL = 7 };
-
-static zs_status read_json(const char *path, cJSON **out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ZS_ERR(ZS_EIO, "%s: cannot open", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 && n < (1 << 24) ? malloc((size_t)n + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(buf);
-        return ZS_ERR(ZS_EIO, "%s: cannot read", path);
-    }
-    fclose(f);
-    buf[n] = 0;
-    *out = cJSON_Parse(buf);
-    free(buf);
-    if (!*out || !cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return ZS_ERR(ZS_EFORMAT, "%s: not a JSON object", path);
-    }
-    return ZS_OK;
-}
 
 typedef struct {
     const char *path, *cls;
@@ -169,7 +146,7 @@ zs_status zs_sched_config_read(zs_sched_config *c, zs_sampler s, const char *pat
     zs_sched_config_default(c, s);
     if (!path) return ZS_OK;
     cfg_reader r = {path, sampler_classes[s], NULL, 1u << s};
-    ZS_TRY(read_json(path, &r.root));
+    ZS_TRY(zs_json_read_object(path, &r.root));
     zs_status st = ZS_OK;
 #define T_(expr)                  \
     do {                          \
