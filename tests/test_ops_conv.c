@@ -203,26 +203,8 @@ static const struct { const char *name; int kind; } k_ref[] = {
 };
 #define REF_TOL 1e-5
 
-static const zs_st_entry *find(const zs_st *st, const char *cs, const char *role) {
-    char nm[128];
-    snprintf(nm, sizeof nm, "%s.%s", cs, role);
-    return zs_st_find(st, nm);
-}
-
-static zs_status load(const zs_st *st, const char *cs, const char *role, zs_tensor *t) {
-    const zs_st_entry *e = find(st, cs, role);
-    char nm[128], a[96], b[96];
-    snprintf(nm, sizeof nm, "%s.%s", cs, role);
-    if (!e) return ZS_ERR(ZS_EFORMAT, "conv fixture: %s missing", nm);
-    zs_tensor fx = zs_tensor_make(NULL, e->dtype, ZS_CPU, e->ndim, e->shape);
-    if (!zs_same_shape(&fx, t))
-        return ZS_ERR(ZS_EFORMAT, "conv fixture: %s is %s, the case wants %s", nm, zs_shape_str(&fx, a, sizeof a),
-                      zs_shape_str(t, b, sizeof b));
-    return zs_st_read_f32(st, nm, t->data, zs_numel(t));
-}
-
 static int read_cfg(const zs_st *st, const char *cs, int32_t *v, int n) {
-    const zs_st_entry *e = find(st, cs, "cfg");
+    const zs_st_entry *e = zt_ref_find(st, cs, "cfg");
     if (!e || e->dtype != ZS_I32 || zs_st_numel(e) != n || !e->data) return 0;
     memcpy(v, e->data, sizeof(int32_t) * (size_t)n);
     return 1;
@@ -234,18 +216,18 @@ static int ref_case_of(const zs_st *st, const char *cs, int kind, zt_op_case *c)
     c->name = cs;
     c->kind = ZT_OP_FAMILY;
     c->flags = ZT_CASE_TEST;
-    const zs_st_entry *x = find(st, cs, "x");
+    const zs_st_entry *x = zt_ref_find(st, cs, "x");
     if (!x) return 0;
     if (kind == REF_CONV) {
-        const zs_st_entry *w = find(st, cs, "w");
+        const zs_st_entry *w = zt_ref_find(st, cs, "w");
         int32_t v[5];
         if (x->ndim != 4 || !w || w->ndim != 4 || !read_cfg(st, cs, v, 5)) return 0;
         c->fam = &zt_fam_conv2d;
-        c->rows = v[0], c->cols = v[1], c->out = v[2], c->batch = v[3], c->bias = find(st, cs, "b") != NULL;
+        c->rows = v[0], c->cols = v[1], c->out = v[2], c->batch = v[3], c->bias = zt_ref_find(st, cs, "b") != NULL;
         const int64_t p[8] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3], v[4]};
         memcpy(c->p, p, sizeof p);
     } else if (kind == REF_BN) {
-        const zs_st_entry *e = find(st, cs, "eps");
+        const zs_st_entry *e = zt_ref_find(st, cs, "eps");
         if ((x->ndim != 2 && x->ndim != 4) || !e || zs_st_read_f32(st, e->name, &c->eps, 1)) return 0;
         c->fam = &zt_fam_batchnorm;
         c->p[0] = x->shape[0], c->p[1] = x->shape[1];
@@ -266,49 +248,10 @@ static int ref_case_of(const zs_st *st, const char *cs, int kind, zt_op_case *c)
     return 1;
 }
 
-static zt_result ref_cmp(const zs_st *st, const char *cs, const char *role, const zs_tensor *got) {
-    int64_t n = zs_numel(got);
-    float *ref = malloc((size_t)n * sizeof(float) + 4);
-    CHECK(ref, "oom");
-    zs_tensor r = zs_tensor_make(ref, ZS_F32, ZS_CPU, got->ndim, got->shape);
-    zs_status s = load(st, cs, role, &r);
-    double e = s ? 0 : zt_rel_err(got->data, ref, n, 1e-6);
-    free(ref);
-    CHECK_OK(s);
-    if (verbose()) zt_note(__FILE__, __LINE__, "%s.%s: rel err %.3g vs PyTorch", cs, role, e);
-    CHECK(e <= REF_TOL, "%s.%s: rel err %.3g vs PyTorch > %g", cs, role, e, REF_TOL);
-    return ZT_PASS;
-}
-
 static zt_result ref_one(const zs_st *st, const char *cs, int kind) {
     zt_op_case c;
     CHECK(ref_case_of(st, cs, kind, &c), "conv fixture: case %s missing or malformed", cs);
-    zt_op_inst o;
-    CHECK_OK(zt_op_alloc(&o, &c, ZS_CPU, ZS_F32, 1));
-    zt_result r = ZT_FAIL;
-    zs_status s = ZS_OK;
-    char why[160];
-    for (int i = 0; i < o.nin && !s; i++) s = load(st, cs, o.in_role[i], &o.in[i]);
-    for (int i = 0; i < o.naux && !s; i++) s = load(st, cs, o.aux[i].name, &o.aux[i]);
-    if (!s) s = load(st, cs, "r", &o.dy);
-    if (!s) s = zt_op_zero_grads(&o);
-    if (!s) s = zt_op_forward(&o);
-    if (!s) s = zt_op_backward(&o);
-    if (s) {
-        zt_note(__FILE__, __LINE__, "%s: %s", cs, zs_errmsg());
-        goto done;
-    }
-    if (ref_cmp(st, cs, "y", &o.out[0]) != ZT_PASS) goto done;
-    for (int i = 0; i < o.nin; i++)
-        if (ref_cmp(st, cs, o.din_role[i], &o.din[i]) != ZT_PASS) goto done;
-    if (!zt_op_guards_ok(&o, why, sizeof why)) {
-        zt_note(__FILE__, __LINE__, "%s: guard: %s", cs, why);
-        goto done;
-    }
-    r = ZT_PASS;
-done:
-    zt_op_free(&o);
-    return r;
+    return zt_ref_run(st, &c, 1, REF_TOL);
 }
 
 TEST(ops_ref_conv) {

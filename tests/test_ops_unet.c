@@ -172,26 +172,8 @@ static const struct { const char *name; int kind; } k_ref[] = {
 };
 #define REF_TOL 1e-5
 
-static const zs_st_entry *find(const zs_st *st, const char *cs, const char *role) {
-    char nm[128];
-    snprintf(nm, sizeof nm, "%s.%s", cs, role);
-    return zs_st_find(st, nm);
-}
-
-static zs_status load(const zs_st *st, const char *cs, const char *role, zs_tensor *t) {
-    const zs_st_entry *e = find(st, cs, role);
-    char nm[128], a[96], b[96];
-    snprintf(nm, sizeof nm, "%s.%s", cs, role);
-    if (!e) return ZS_ERR(ZS_EFORMAT, "unet_ops fixture: %s missing", nm);
-    zs_tensor fx = zs_tensor_make(NULL, e->dtype, ZS_CPU, e->ndim, e->shape);
-    if (!zs_same_shape(&fx, t))
-        return ZS_ERR(ZS_EFORMAT, "unet_ops fixture: %s is %s, the case wants %s", nm, zs_shape_str(&fx, a, sizeof a),
-                      zs_shape_str(t, b, sizeof b));
-    return zs_st_read_f32(st, nm, t->data, zs_numel(t));
-}
-
 static int read_i32(const zs_st *st, const char *cs, const char *role, int32_t *v, int n) {
-    const zs_st_entry *e = find(st, cs, role);
+    const zs_st_entry *e = zt_ref_find(st, cs, role);
     if (!e || e->dtype != ZS_I32 || zs_st_numel(e) != n || !e->data) return 0;
     memcpy(v, e->data, sizeof(int32_t) * (size_t)n);
     return 1;
@@ -203,10 +185,10 @@ static int ref_case_of(const zs_st *st, const char *cs, int kind, zt_op_case *c)
     c->name = cs;
     c->kind = ZT_OP_FAMILY;
     c->flags = ZT_CASE_TEST;
-    const zs_st_entry *x = find(st, cs, "x"), *y = find(st, cs, "y");
+    const zs_st_entry *x = zt_ref_find(st, cs, "x"), *y = zt_ref_find(st, cs, "y");
     if (!x || !y) return 0;
     if (kind == REF_GN) {
-        const zs_st_entry *e = find(st, cs, "eps");
+        const zs_st_entry *e = zt_ref_find(st, cs, "eps");
         int32_t v[2];
         if (x->ndim < 2 || x->ndim > 4 || !e || zs_st_read_f32(st, e->name, &c->eps, 1) || !read_i32(st, cs, "cfg", v, 2))
             return 0;
@@ -227,37 +209,23 @@ static int ref_case_of(const zs_st *st, const char *cs, int kind, zt_op_case *c)
     return 1;
 }
 
-static zt_result ref_cmp(const zs_st *st, const char *cs, const char *role, const zs_tensor *got) {
-    int64_t n = zs_numel(got);
-    float *ref = malloc((size_t)n * sizeof(float) + 4);
-    CHECK(ref, "oom");
-    zs_tensor r = zs_tensor_make(ref, ZS_F32, ZS_CPU, got->ndim, got->shape);
-    zs_status s = load(st, cs, role, &r);
-    double e = s ? 0 : zt_rel_err(got->data, ref, n, 1e-6);
-    free(ref);
-    CHECK_OK(s);
-    if (verbose()) zt_note(__FILE__, __LINE__, "%s.%s: rel err %.3g vs PyTorch", cs, role, e);
-    CHECK(e <= REF_TOL, "%s.%s: rel err %.3g vs PyTorch > %g", cs, role, e, REF_TOL);
-    return ZT_PASS;
-}
-
 static zt_result ref_ts(const zs_st *st, const char *cs) {
-    const zs_st_entry *te = find(st, cs, "t");
+    const zs_st_entry *te = zt_ref_find(st, cs, "t");
     int32_t cfg[2];
     float par[3];
-    CHECK(te && te->ndim == 1 && read_i32(st, cs, "cfg", cfg, 2) && find(st, cs, "par") &&
-              !zs_st_read_f32(st, find(st, cs, "par")->name, par, 3),
+    CHECK(te && te->ndim == 1 && read_i32(st, cs, "cfg", cfg, 2) && zt_ref_find(st, cs, "par") &&
+              !zs_st_read_f32(st, zt_ref_find(st, cs, "par")->name, par, 3),
           "unet_ops fixture: timestep case %s missing or malformed", cs);
     const int64_t B = te->shape[0], dim = cfg[0];
     float *buf = malloc((size_t)(B + B * dim) * sizeof(float));
     CHECK(buf, "oom");
     zs_tensor t = zs_tensor_make(buf, ZS_F32, ZS_CPU, 1, &B);
     zs_tensor e = zs_tensor_make(buf + B, ZS_F32, ZS_CPU, 2, (const int64_t[]){B, dim});
-    zs_status s = load(st, cs, "t", &t);
+    zs_status s = zt_ref_load(st, cs, "t", &t);
     if (!s) s = zs_timestep_embedding(&e, &t, cfg[1], par[0], par[1], par[2]);
     zt_result r = ZT_FAIL;
     if (s) zt_note(__FILE__, __LINE__, "%s: %s", cs, zs_errmsg());
-    else r = ref_cmp(st, cs, "y", &e);
+    else r = zt_ref_cmp(st, cs, "y", &e, REF_TOL);
     free(buf);
     return r;
 }
@@ -266,31 +234,7 @@ static zt_result ref_one(const zs_st *st, const char *cs, int kind) {
     if (kind == REF_TS) return ref_ts(st, cs);
     zt_op_case c;
     CHECK(ref_case_of(st, cs, kind, &c), "unet_ops fixture: case %s missing or malformed", cs);
-    zt_op_inst o;
-    CHECK_OK(zt_op_alloc(&o, &c, ZS_CPU, ZS_F32, 1));
-    zt_result r = ZT_FAIL;
-    zs_status s = ZS_OK;
-    char why[160];
-    for (int i = 0; i < o.nin && !s; i++) s = load(st, cs, o.in_role[i], &o.in[i]);
-    if (!s) s = load(st, cs, "r", &o.dy);
-    if (!s) s = zt_op_zero_grads(&o);
-    if (!s) s = zt_op_forward(&o);
-    if (!s) s = zt_op_backward(&o);
-    if (s) {
-        zt_note(__FILE__, __LINE__, "%s: %s", cs, zs_errmsg());
-        goto done;
-    }
-    if (ref_cmp(st, cs, "y", &o.out[0]) != ZT_PASS) goto done;
-    for (int i = 0; i < o.nin; i++)
-        if (ref_cmp(st, cs, o.din_role[i], &o.din[i]) != ZT_PASS) goto done;
-    if (!zt_op_guards_ok(&o, why, sizeof why)) {
-        zt_note(__FILE__, __LINE__, "%s: guard: %s", cs, why);
-        goto done;
-    }
-    r = ZT_PASS;
-done:
-    zt_op_free(&o);
-    return r;
+    return zt_ref_run(st, &c, 1, REF_TOL);
 }
 
 TEST(ops_ref_unet) {
