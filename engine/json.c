@@ -17,13 +17,18 @@ zs_status zs_json_read_object(const char *path, cJSON **out) {
     }
     fclose(f);
     buf[n] = 0;
-    const char *end = NULL;
-    *out = cJSON_ParseWithOpts(buf, &end, 1);
+    zs_status s = zs_json_parse_object(buf, path, out);
     free(buf);
+    return s;
+}
+
+zs_status zs_json_parse_object(const char *text, const char *what, cJSON **out) {
+    const char *end = NULL;
+    *out = cJSON_ParseWithOpts(text, &end, 1);
     if (!*out || !cJSON_IsObject(*out)) {
         cJSON_Delete(*out);
         *out = NULL;
-        return ZS_ERR(ZS_EFORMAT, "%s: not a JSON object", path);
+        return ZS_ERR(ZS_EFORMAT, "%s: not a JSON object", what);
     }
     return ZS_OK;
 }

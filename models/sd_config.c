@@ -1,5 +1,6 @@
 // diffusers UNet2DConditionModel / AutoencoderKL config.json parsing (see sd_config.h).
 #include "models/sd_config.h"
+#include "engine/json.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -275,19 +276,9 @@ static zs_status vae_parse(zs_sd_vae_config *c, const cJSON *r, const char *w) {
     return groups_divide(c->block_out_channels, n, c->norm_num_groups, w);
 }
 
-static zs_status parse_json(const char *json, const char *what, cJSON **out) {
-    *out = cJSON_Parse(json);
-    if (!*out || !cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return ZS_ERR(ZS_EFORMAT, "%s: not a JSON object", what);
-    }
-    return ZS_OK;
-}
-
 zs_status zs_sd_unet_config_parse(zs_sd_unet_config *c, const char *json, const char *what) {
     cJSON *r;
-    ZS_TRY(parse_json(json, what, &r));
+    ZS_TRY(zs_json_parse_object(json, what, &r));
     zs_status s = unet_parse(c, r, what);
     cJSON_Delete(r);
     return s;
@@ -295,42 +286,24 @@ zs_status zs_sd_unet_config_parse(zs_sd_unet_config *c, const char *json, const 
 
 zs_status zs_sd_vae_config_parse(zs_sd_vae_config *c, const char *json, const char *what) {
     cJSON *r;
-    ZS_TRY(parse_json(json, what, &r));
+    ZS_TRY(zs_json_parse_object(json, what, &r));
     zs_status s = vae_parse(c, r, what);
     cJSON_Delete(r);
     return s;
 }
 
-static zs_status read_text(const char *path, char **out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ZS_ERR(ZS_EIO, "%s: cannot open", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 && n < (1 << 24) ? malloc((size_t)n + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(buf);
-        return ZS_ERR(ZS_EIO, "%s: cannot read", path);
-    }
-    fclose(f);
-    buf[n] = 0;
-    *out = buf;
-    return ZS_OK;
-}
-
 zs_status zs_sd_unet_config_load(zs_sd_unet_config *c, const char *path) {
-    char *t;
-    ZS_TRY(read_text(path, &t));
-    zs_status s = zs_sd_unet_config_parse(c, t, path);
-    free(t);
+    cJSON *r;
+    ZS_TRY(zs_json_read_object(path, &r));
+    zs_status s = unet_parse(c, r, path);
+    cJSON_Delete(r);
     return s;
 }
 
 zs_status zs_sd_vae_config_load(zs_sd_vae_config *c, const char *path) {
-    char *t;
-    ZS_TRY(read_text(path, &t));
-    zs_status s = zs_sd_vae_config_parse(c, t, path);
-    free(t);
+    cJSON *r;
+    ZS_TRY(zs_json_read_object(path, &r));
+    zs_status s = vae_parse(c, r, path);
+    cJSON_Delete(r);
     return s;
 }
