@@ -1,0 +1,556 @@
+// Stable Diffusion VAE decoder: layout, loading, forward, backward (see models/sd_vae.h).
+#include "models/sd_vae.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "engine/backend.h"
+#include "kernels/attention.h"
+#include "kernels/conv.h"
+#include "kernels/groupnorm.h"
+#include "kernels/ops.h"
+#include "kernels/upsample.h"
+#include "models/patchify.h"
+#include "models/transformer.h"
+
+#define VAE_EPS 1e-6f
+
+// ---- parameters ------------------------------------------------------------------------------
+typedef struct {
+    zs_arena *a;
+    zs_dtype dt;
+    int n;                            // parameters laid out so far
+    char (*names)[ZS_SD_VAE_NAME];    // NULL while counting
+    zs_tensor **tab;
+} reg;
+
+static zs_status reg_one(reg *r, zs_tensor *t, int ndim, const int64_t *sh, const char *prefix, const char *leaf) {
+    if (r->names) {
+        snprintf(r->names[r->n], ZS_SD_VAE_NAME, "%s%s", prefix, leaf);
+        r->tab[r->n] = t;
+    }
+    ZS_TRY(zs_arena_tensor(r->a, t, r->dt, ndim, sh, r->names ? r->names[r->n] : "vae param"));
+    r->n++;
+    return ZS_OK;
+}
+
+// q = the formatted name (q holds ZS_SD_VAE_NAME chars)
+static const char *nm(char *q, const char *fmt, ...) ZS_PRINTF(2, 3);
+static const char *nm(char *q, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, ZS_SD_VAE_NAME, fmt, ap);
+    va_end(ap);
+    return q;
+}
+
+// conv [o, i, k, k] + bias [o]
+static zs_status reg_conv(reg *r, zs_vae_pair *p, const char *prefix, int64_t o, int64_t i, int64_t k) {
+    int64_t sh[4] = {o, i, k, k};
+    ZS_TRY(reg_one(r, &p->w, 4, sh, prefix, "weight"));
+    return reg_one(r, &p->b, 1, &o, prefix, "bias");
+}
+static zs_status reg_linear(reg *r, zs_vae_pair *p, const char *prefix, int64_t o, int64_t i) {
+    int64_t sh[2] = {o, i};
+    ZS_TRY(reg_one(r, &p->w, 2, sh, prefix, "weight"));
+    return reg_one(r, &p->b, 1, &o, prefix, "bias");
+}
+static zs_status reg_norm(reg *r, zs_vae_pair *p, const char *prefix, int64_t c) {
+    ZS_TRY(reg_one(r, &p->w, 1, &c, prefix, "weight"));
+    return reg_one(r, &p->b, 1, &c, prefix, "bias");
+}
+
+static zs_status reg_resnet(reg *r, zs_vae_resnet *p, const char *prefix, int cin, int cout) {
+    char q[ZS_SD_VAE_NAME];
+    p->cin = cin, p->cout = cout;
+    ZS_TRY(reg_norm(r, &p->norm1, nm(q, "%snorm1.", prefix), cin));
+    ZS_TRY(reg_conv(r, &p->conv1, nm(q, "%sconv1.", prefix), cout, cin, 3));
+    ZS_TRY(reg_norm(r, &p->norm2, nm(q, "%snorm2.", prefix), cout));
+    ZS_TRY(reg_conv(r, &p->conv2, nm(q, "%sconv2.", prefix), cout, cout, 3));
+    if (cin != cout) ZS_TRY(reg_conv(r, &p->shortcut, nm(q, "%sconv_shortcut.", prefix), cout, cin, 1));
+    return ZS_OK;
+}
+
+// Same order as the plan's slots (models/sd_plan.c vae_slots).
+static zs_status layout_params(reg *r, zs_sd_vae_params *p, const zs_sd_vae_config *c) {
+    int n = c->levels, L = c->layers_per_block, cm = c->block_out_channels[n - 1], z = c->latent_channels;
+    char q[ZS_SD_VAE_NAME];
+    ZS_TRY(reg_conv(r, &p->post_quant_conv, "post_quant_conv.", z, z, 1));
+    ZS_TRY(reg_conv(r, &p->conv_in, "decoder.conv_in.", cm, z, 3));
+    ZS_TRY(reg_resnet(r, &p->mid[0], "decoder.mid_block.resnets.0.", cm, cm));
+    if (c->mid_block_add_attention) {
+        const char *pre = "decoder.mid_block.attentions.0.";
+        zs_vae_pair *l[4] = {&p->attn.q, &p->attn.k, &p->attn.v, &p->attn.out};
+        const char *ln[4] = {"to_q.", "to_k.", "to_v.", "to_out.0."};
+        ZS_TRY(reg_norm(r, &p->attn.norm, nm(q, "%sgroup_norm.", pre), cm));
+        for (int k = 0; k < 4; k++) ZS_TRY(reg_linear(r, l[k], nm(q, "%s%s", pre, ln[k]), cm, cm));
+    }
+    ZS_TRY(reg_resnet(r, &p->mid[1], "decoder.mid_block.resnets.1.", cm, cm));
+    int prev = cm;
+    for (int i = 0; i < n; i++) {
+        int ch = c->block_out_channels[n - 1 - i];
+        for (int j = 0; j <= L; j++)
+            ZS_TRY(reg_resnet(r, &p->up[i][j], nm(q, "decoder.up_blocks.%d.resnets.%d.", i, j), j ? ch : prev, ch));
+        if (i < n - 1) ZS_TRY(reg_conv(r, &p->upconv[i], nm(q, "decoder.up_blocks.%d.upsamplers.0.conv.", i), ch, ch, 3));
+        prev = ch;
+    }
+    ZS_TRY(reg_norm(r, &p->norm_out, "decoder.conv_norm_out.", c->block_out_channels[0]));
+    return reg_conv(r, &p->conv_out, "decoder.conv_out.", c->out_channels, c->block_out_channels[0], 3);
+}
+
+// Measures, then allocates arena a and lays p out in it, recording names / table.
+static zs_status alloc_params(zs_sd_vae *v, zs_arena *a, zs_sd_vae_params *p, zs_tensor **tab, const char *what) {
+    zs_arena m;
+    zs_arena_measure(&m, what, v->dev);
+    reg r = {&m, v->dtype, 0, NULL, NULL};
+    ZS_TRY(layout_params(&r, p, &v->cfg));
+    ZS_TRY(zs_arena_init(a, what, v->dev, m.peak + ZS_ARENA_ALIGN));
+    reg r2 = {a, v->dtype, 0, v->names, tab};
+    ZS_TRY(layout_params(&r2, p, &v->cfg));
+    return ZS_OK;
+}
+
+static zs_status count_params(zs_sd_vae *v, int *n) {
+    zs_arena m;
+    zs_sd_vae_params tmp;
+    zs_arena_measure(&m, "vae count", v->dev);
+    reg r = {&m, v->dtype, 0, NULL, NULL};
+    ZS_TRY(layout_params(&r, &tmp, &v->cfg));
+    *n = r.n;
+    return ZS_OK;
+}
+
+zs_status zs_sd_vae_init(zs_sd_vae *v, const zs_sd_vae_config *c, zs_device dev, zs_dtype dt) {
+    memset(v, 0, sizeof *v);
+    int bad = c->levels < 1 || c->levels > ZS_SD_MAX_LEVELS || c->layers_per_block < 0 ||
+              c->layers_per_block + 1 > ZS_SD_VAE_MAX_RESNETS || c->latent_channels < 1 || c->out_channels < 1 ||
+              c->norm_num_groups < 1 || !(c->scaling_factor > 0);
+    for (int i = 0; !bad && i < c->levels; i++)
+        bad |= c->block_out_channels[i] < 1 || c->block_out_channels[i] % c->norm_num_groups;
+    if (bad)
+        return ZS_ERR(ZS_EINVAL, "sd vae: unsupported config (levels %d, layers_per_block %d (at most %d), latent %d, out %d, "
+                      "groups %d dividing every block width, scaling_factor %g)", c->levels, c->layers_per_block,
+                      ZS_SD_VAE_MAX_RESNETS - 1, c->latent_channels, c->out_channels, c->norm_num_groups, c->scaling_factor);
+    v->cfg = *c;
+    v->dev = dev, v->dtype = dt;
+    ZS_TRY(count_params(v, &v->n_params));
+    v->names = calloc((size_t)v->n_params, sizeof *v->names);
+    v->ptab = calloc((size_t)v->n_params, sizeof *v->ptab);
+    v->gtab = calloc((size_t)v->n_params, sizeof *v->gtab);
+    if (!v->names || !v->ptab || !v->gtab) return ZS_ERR(ZS_ENOMEM, "sd vae: parameter table");
+    // the parameters, then the constant 1 / scaling_factor as a [1, 1] linear weight
+    zs_arena m;
+    zs_arena_measure(&m, "vae params", dev);
+    reg r = {&m, dt, 0, NULL, NULL};
+    ZS_TRY(layout_params(&r, &v->p, c));
+    int64_t one[2] = {1, 1};
+    zs_tensor tmp;
+    ZS_TRY(zs_arena_tensor(&m, &tmp, dt, 2, one, "vae inv_scale"));
+    ZS_TRY(zs_arena_init(&v->params, "vae params", dev, m.peak));
+    reg r2 = {&v->params, dt, 0, v->names, v->ptab};
+    ZS_TRY(layout_params(&r2, &v->p, c));
+    ZS_TRY(zs_arena_tensor(&v->params, &v->inv_scale, dt, 2, one, "vae inv_scale"));
+    float inv = (float)(1.0 / c->scaling_factor);
+    unsigned char buf[8];
+    ZS_TRY(zs_convert(buf, dt, &inv, ZS_F32, 1));
+    return zs_memcpy(v->inv_scale.data, dev, buf, ZS_CPU, zs_dtype_size(dt));
+}
+
+zs_status zs_sd_vae_grads(zs_sd_vae *v) {
+    if (!v->grads.base) ZS_TRY(alloc_params(v, &v->grads, &v->g, v->gtab, "vae grads"));
+    return zs_sd_vae_zero_grads(v);
+}
+
+zs_status zs_sd_vae_zero_grads(zs_sd_vae *v) {
+    if (!v->grads.base) return ZS_ERR(ZS_EINVAL, "sd vae: no gradient buffers (call zs_sd_vae_grads)");
+    return zs_memset0(v->grads.base, v->dev, v->grads.used);
+}
+
+const char *zs_sd_vae_param_name(const zs_sd_vae *v, int i) {
+    return i >= 0 && i < v->n_params ? v->names[i] : NULL;
+}
+
+void zs_sd_vae_free(zs_sd_vae *v) {
+    zs_arena_free(&v->params);
+    zs_arena_free(&v->grads);
+    zs_arena_free(&v->acts);
+    free(v->names);
+    free(v->ptab);
+    free(v->gtab);
+    memset(v, 0, sizeof *v);
+}
+
+// ---- loading ---------------------------------------------------------------------------------
+static int is_decoder_slot(const char *name) {
+    return !strncmp(name, "decoder.", 8) || !strncmp(name, "post_quant_conv.", 16);
+}
+
+zs_status zs_sd_vae_load(zs_sd_vae *v, const zs_sd_plan *p) {
+    const zs_sd_vae_config *a = &v->cfg, *b = &p->vae;
+    int same = a->levels == b->levels && a->layers_per_block == b->layers_per_block &&
+               a->latent_channels == b->latent_channels && a->out_channels == b->out_channels &&
+               a->norm_num_groups == b->norm_num_groups && a->mid_block_add_attention == b->mid_block_add_attention &&
+               !memcmp(a->block_out_channels, b->block_out_channels, sizeof a->block_out_channels);
+    if (!same) return ZS_ERR(ZS_EINVAL, "sd vae: the plan's VAE config differs from the one the decoder was laid out for");
+    char *done = calloc((size_t)v->n_params, 1);
+    if (!done) return ZS_ERR(ZS_ENOMEM, "sd vae: load table");
+    zs_status s = ZS_OK;
+    int loaded = 0;
+    for (int i = p->n_unet_slots; i < p->n_slots && !s; i++) {
+        const zs_sd_slot *sl = &p->slots[i];
+        if (sl->part != ZS_SD_VAE || !is_decoder_slot(sl->name)) continue;
+        int k = 0;
+        while (k < v->n_params && strcmp(v->names[k], sl->name)) k++;
+        if (k == v->n_params) {
+            s = ZS_ERR(ZS_EFORMAT, "sd vae: plan slot %s has no decoder parameter", sl->name);
+            break;
+        }
+        zs_tensor *t = v->ptab[k], view = *t;
+        if (sl->ndim != t->ndim || memcmp(sl->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
+            s = ZS_ERR(ZS_EFORMAT, "sd vae: slot %s has a different shape from the decoder's parameter", sl->name);
+            break;
+        }
+        if (sl->layout == ZS_SD_NAME_CONV1X1) {  // file [O, I, 1, 1] into the linear [O, I] memory
+            int64_t sh[4] = {t->shape[0], t->shape[1], 1, 1};
+            s = zs_view(&view, t, 0, 4, sh);
+        }
+        if (!s) s = zs_st_load(p->vae_st, sl->src->name, &view);
+        if (!s && !done[k]) done[k] = 1, loaded++;
+    }
+    if (!s && loaded != v->n_params) {
+        int k = 0;
+        while (k < v->n_params && done[k]) k++;
+        s = ZS_ERR(ZS_EFORMAT, "sd vae: the plan has no slot for decoder parameter %s", v->names[k]);
+    }
+    free(done);
+    return s;
+}
+
+zs_status zs_sd_vae_open(zs_sd_vae *v, const char *path, const zs_sd_plan_opts *opts, zs_device dev, zs_dtype dt) {
+    zs_sd_plan *p;
+    memset(v, 0, sizeof *v);
+    ZS_TRY(zs_sd_plan_open(&p, path, opts));
+    zs_status s = zs_sd_vae_init(v, &p->vae, dev, dt);
+    if (!s) s = zs_sd_vae_load(v, p);
+    zs_sd_plan_free(p);
+    if (s) zs_sd_vae_free(v);
+    return s;
+}
+
+// ---- activations -----------------------------------------------------------------------------
+typedef struct {
+    zs_arena *ar;
+    zs_sd_vae_acts *a;
+    zs_dtype dt;
+    int64_t B;
+} lay;
+
+static zs_status act4(lay *l, zs_tensor *t, int64_t C, int64_t h, int64_t w, const char *name) {
+    int64_t sh[4] = {l->B, C, h, w};
+    if (l->B * C * h * w > l->a->max_numel) l->a->max_numel = l->B * C * h * w;
+    return zs_arena_tensor(l->ar, t, l->dt, 4, sh, name);
+}
+static zs_status stats(lay *l, zs_tensor *t, int G) {
+    int64_t sh[2] = {l->B, G};
+    return zs_arena_tensor(l->ar, t, ZS_F32, 2, sh, "vae.gn.stats");
+}
+
+static zs_status lay_resnet(lay *l, zs_vae_resnet_acts *k, const zs_vae_resnet *p, const zs_tensor *x, int G, int64_t h,
+                            int64_t w, int train) {
+    k->x = x;
+    ZS_TRY(act4(l, &k->out, p->cout, h, w, "vae.resnet.out"));
+    size_t mark = zs_arena_mark(l->ar);
+    ZS_TRY(act4(l, &k->n1, p->cin, h, w, "vae.resnet.n1"));
+    ZS_TRY(stats(l, &k->mean1, G));
+    ZS_TRY(stats(l, &k->rstd1, G));
+    ZS_TRY(act4(l, &k->c1, p->cout, h, w, "vae.resnet.c1"));
+    ZS_TRY(act4(l, &k->n2, p->cout, h, w, "vae.resnet.n2"));
+    ZS_TRY(stats(l, &k->mean2, G));
+    ZS_TRY(stats(l, &k->rstd2, G));
+    if (p->cin != p->cout) ZS_TRY(act4(l, &k->sc, p->cout, h, w, "vae.resnet.shortcut"));
+    if (!train) zs_arena_reset(l->ar, mark);
+    return ZS_OK;
+}
+
+static zs_status layout_acts(zs_arena *ar, zs_sd_vae *v, int64_t B, int64_t h, int64_t w, int train) {
+    const zs_sd_vae_config *c = &v->cfg;
+    zs_sd_vae_acts *a = &v->a;
+    lay l = {ar, a, v->dtype, B};
+    int n = c->levels, L = c->layers_per_block, G = c->norm_num_groups, cm = c->block_out_channels[n - 1];
+    a->max_numel = 0;
+    ZS_TRY(act4(&l, &a->z, c->latent_channels, h, w, "vae.z"));
+    ZS_TRY(act4(&l, &a->pq, c->latent_channels, h, w, "vae.post_quant_conv"));
+    ZS_TRY(act4(&l, &a->cin, cm, h, w, "vae.conv_in"));
+    ZS_TRY(lay_resnet(&l, &a->mid[0], &v->p.mid[0], &a->cin, G, h, w, train));
+    const zs_tensor *x = &a->mid[0].out;
+    if (c->mid_block_add_attention) {
+        zs_vae_attn_acts *t = &a->attn;
+        int64_t tok[3] = {B, h * w, cm}, lse[3] = {B, 1, h * w};
+        ZS_TRY(act4(&l, &t->out, cm, h, w, "vae.attn.out"));
+        size_t mark = zs_arena_mark(ar);
+        ZS_TRY(act4(&l, &t->xn, cm, h, w, "vae.attn.norm"));
+        ZS_TRY(stats(&l, &t->mean, G));
+        ZS_TRY(stats(&l, &t->rstd, G));
+        zs_tensor *tt[6] = {&t->t, &t->q, &t->k, &t->v, &t->o, &t->p};
+        for (int i = 0; i < 6; i++) ZS_TRY(zs_arena_tensor(ar, tt[i], v->dtype, 3, tok, "vae.attn.tokens"));
+        ZS_TRY(zs_arena_tensor(ar, &t->lse, ZS_F32, 3, lse, "vae.attn.lse"));
+        if (train) {
+            zs_tensor *gt[6] = {&t->dp, &t->d_o, &t->dq, &t->dk, &t->dv, &t->dt};
+            for (int i = 0; i < 6; i++) ZS_TRY(zs_arena_tensor(ar, gt[i], v->dtype, 3, tok, "vae.attn.d"));
+            ZS_TRY(act4(&l, &t->dxn, cm, h, w, "vae.attn.d.norm"));
+        } else {
+            zs_arena_reset(ar, mark);
+        }
+        x = &t->out;
+    }
+    ZS_TRY(lay_resnet(&l, &a->mid[1], &v->p.mid[1], x, G, h, w, train));
+    x = &a->mid[1].out;
+    int64_t hh = h, ww = w;
+    for (int i = 0; i < n; i++) {
+        int ch = c->block_out_channels[n - 1 - i];
+        for (int j = 0; j <= L; j++) {
+            ZS_TRY(lay_resnet(&l, &a->up[i][j], &v->p.up[i][j], x, G, hh, ww, train));
+            x = &a->up[i][j].out;
+        }
+        if (i < n - 1) {
+            hh *= 2, ww *= 2;
+            ZS_TRY(act4(&l, &a->ups[i], ch, hh, ww, "vae.upsample"));
+            ZS_TRY(act4(&l, &a->upc[i], ch, hh, ww, "vae.upsample.conv"));
+            x = &a->upc[i];
+        }
+    }
+    ZS_TRY(act4(&l, &a->nout, c->block_out_channels[0], hh, ww, "vae.conv_norm_out"));
+    ZS_TRY(stats(&l, &a->nmean, G));
+    ZS_TRY(stats(&l, &a->nrstd, G));
+    ZS_TRY(act4(&l, &a->image, c->out_channels, hh, ww, "vae.image"));
+    if (train) {
+        int64_t mx = a->max_numel;
+        for (int i = 0; i < 2; i++) ZS_TRY(zs_arena_tensor(ar, &a->g[i], v->dtype, 1, &mx, "vae.d.stream"));
+        for (int i = 0; i < 2; i++) ZS_TRY(zs_arena_tensor(ar, &a->s[i], v->dtype, 1, &mx, "vae.d.scratch"));
+    }
+    return ZS_OK;
+}
+
+zs_status zs_sd_vae_setup(zs_sd_vae *v, int64_t B, int64_t h, int64_t w, int train) {
+    zs_sd_vae_acts *a = &v->a;
+    if (!v->params.base) return ZS_ERR(ZS_EINVAL, "sd vae: setup before zs_sd_vae_init");
+    if (B < 1 || h < 1 || w < 1) return ZS_ERR(ZS_EINVAL, "sd vae: latents [%lld, %d, %lld, %lld]", (long long)B,
+                                                 v->cfg.latent_channels, (long long)h, (long long)w);
+    if (v->acts.base && a->B == B && a->h == h && a->w == w && a->train == train) return ZS_OK;
+    zs_arena_free(&v->acts);
+    memset(a, 0, sizeof *a);
+    zs_arena m;
+    zs_arena_measure(&m, "vae acts", v->dev);
+    ZS_TRY(layout_acts(&m, v, B, h, w, train));
+    ZS_TRY(zs_arena_init(&v->acts, "vae acts", v->dev, m.peak));
+    zs_status s = layout_acts(&v->acts, v, B, h, w, train);
+    if (s) {
+        zs_arena_free(&v->acts);
+        memset(a, 0, sizeof *a);
+        return s;
+    }
+    a->B = B, a->h = h, a->w = w, a->train = train;
+    return ZS_OK;
+}
+
+// ---- forward ---------------------------------------------------------------------------------
+static const zs_conv2d_params P1 = {1, 1, 0, 0, 1}, P3 = {1, 1, 1, 1, 1};
+
+static zs_status flat(zs_tensor *o, const zs_tensor *t, int64_t rows, int64_t cols) {
+    int64_t sh[2] = {rows, cols};
+    return zs_view(o, t, 0, 2, sh);
+}
+
+static zs_status resnet_fwd(const zs_sd_vae *v, const zs_vae_resnet *p, zs_vae_resnet_acts *k) {
+    int G = v->cfg.norm_num_groups;
+    ZS_TRY(zs_groupnorm_fwd(&k->n1, &k->mean1, &k->rstd1, k->x, &p->norm1.w, &p->norm1.b, G, VAE_EPS, 1));
+    ZS_TRY(zs_conv2d_fwd(&k->c1, &k->n1, &p->conv1.w, &p->conv1.b, &P3));
+    ZS_TRY(zs_groupnorm_fwd(&k->n2, &k->mean2, &k->rstd2, &k->c1, &p->norm2.w, &p->norm2.b, G, VAE_EPS, 1));
+    ZS_TRY(zs_conv2d_fwd(&k->out, &k->n2, &p->conv2.w, &p->conv2.b, &P3));
+    if (p->cin != p->cout) {
+        ZS_TRY(zs_conv2d_fwd(&k->sc, k->x, &p->shortcut.w, &p->shortcut.b, &P1));
+        return zs_add_fwd(&k->out, &k->out, &k->sc);
+    }
+    return zs_add_fwd(&k->out, &k->out, k->x);
+}
+
+static zs_attn_params attn_params(const zs_sd_vae *v) {
+    zs_attn_params ap = {1, 1.0f / sqrtf((float)v->cfg.block_out_channels[v->cfg.levels - 1]), 0};
+    return ap;
+}
+
+static zs_status attn_fwd(const zs_sd_vae *v, const zs_vae_attn *p, zs_vae_attn_acts *t, const zs_tensor *x) {
+    int64_t N = t->t.shape[0] * t->t.shape[1], C = t->t.shape[2];
+    ZS_TRY(zs_groupnorm_fwd(&t->xn, &t->mean, &t->rstd, x, &p->norm.w, &p->norm.b, v->cfg.norm_num_groups, VAE_EPS, 0));
+    ZS_TRY(zs_patchify_fwd(&t->t, &t->xn, 1));  // NCHW -> [B, HW, C]
+    zs_tensor t2, q2, k2, v2, o2, p2;
+    ZS_TRY(flat(&t2, &t->t, N, C));
+    ZS_TRY(flat(&q2, &t->q, N, C));
+    ZS_TRY(flat(&k2, &t->k, N, C));
+    ZS_TRY(flat(&v2, &t->v, N, C));
+    ZS_TRY(flat(&o2, &t->o, N, C));
+    ZS_TRY(flat(&p2, &t->p, N, C));
+    ZS_TRY(zs_linear_fwd(&q2, &t2, &p->q.w, &p->q.b));
+    ZS_TRY(zs_linear_fwd(&k2, &t2, &p->k.w, &p->k.b));
+    ZS_TRY(zs_linear_fwd(&v2, &t2, &p->v.w, &p->v.b));
+    zs_attn_params ap = attn_params(v);
+    ZS_TRY(zs_attention_fwd(&t->o, &t->lse, &t->q, &t->k, &t->v, &ap));
+    ZS_TRY(zs_linear_fwd(&p2, &o2, &p->out.w, &p->out.b));
+    ZS_TRY(zs_memcpy(t->out.data, t->out.device, x->data, x->device, zs_nbytes(x)));
+    return zs_patchify_bwd(&t->out, &t->p, 1);  // out = x + [B, HW, C] -> NCHW
+}
+
+zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents) {
+    zs_sd_vae_acts *a = &v->a;
+    const zs_sd_vae_params *p = &v->p;
+    const zs_sd_vae_config *c = &v->cfg;
+    if (!v->acts.base) return ZS_ERR(ZS_EINVAL, "sd vae: decode before zs_sd_vae_setup");
+    ZS_TRY(zs_check_shape(latents, "sd vae: latents", 4, a->z.shape));
+    int n = c->levels, L = c->layers_per_block;
+    zs_tensor l1, z1;
+    int64_t nz = zs_numel(&a->z);
+    ZS_TRY(flat(&l1, latents, nz, 1));
+    ZS_TRY(flat(&z1, &a->z, nz, 1));
+    ZS_TRY(zs_linear_fwd(&z1, &l1, &v->inv_scale, NULL));  // z = latents / scaling_factor
+    ZS_TRY(zs_conv2d_fwd(&a->pq, &a->z, &p->post_quant_conv.w, &p->post_quant_conv.b, &P1));
+    ZS_TRY(zs_conv2d_fwd(&a->cin, &a->pq, &p->conv_in.w, &p->conv_in.b, &P3));
+    ZS_TRY(resnet_fwd(v, &p->mid[0], &a->mid[0]));
+    if (c->mid_block_add_attention) ZS_TRY(attn_fwd(v, &p->attn, &a->attn, &a->mid[0].out));
+    ZS_TRY(resnet_fwd(v, &p->mid[1], &a->mid[1]));
+    const zs_tensor *x = &a->mid[1].out;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j <= L; j++) ZS_TRY(resnet_fwd(v, &p->up[i][j], &a->up[i][j]));
+        x = &a->up[i][L].out;
+        if (i < n - 1) {
+            ZS_TRY(zs_upsample_nearest_fwd(&a->ups[i], x));
+            ZS_TRY(zs_conv2d_fwd(&a->upc[i], &a->ups[i], &p->upconv[i].w, &p->upconv[i].b, &P3));
+            x = &a->upc[i];
+        }
+    }
+    ZS_TRY(zs_groupnorm_fwd(&a->nout, &a->nmean, &a->nrstd, x, &p->norm_out.w, &p->norm_out.b, c->norm_num_groups,
+                            VAE_EPS, 1));
+    return zs_conv2d_fwd(&a->image, &a->nout, &p->conv_out.w, &p->conv_out.b, &P3);
+}
+
+// ---- backward --------------------------------------------------------------------------------
+#define GW(pair) (G ? &G->pair.w : NULL)
+#define GB(pair) (G ? &G->pair.b : NULL)
+
+// A zeroed view of buffer buf shaped like `like`.
+static zs_status zview(zs_tensor *o, const zs_tensor *buf, const zs_tensor *like) {
+    ZS_TRY(zs_view(o, buf, 0, like->ndim, like->shape));
+    return zs_zero(o);
+}
+
+// dy: gradient of k->out; dx (zeroed, shaped like k->x) +=.
+static zs_status resnet_bwd(zs_sd_vae *v, const zs_vae_resnet *p, zs_vae_resnet *G, const zs_vae_resnet_acts *k,
+                            const zs_tensor *dy, zs_tensor *dx) {
+    zs_sd_vae_acts *a = &v->a;
+    int g = v->cfg.norm_num_groups;
+    zs_tensor dn2, dc1, dn1;
+    if (p->cin != p->cout) ZS_TRY(zs_conv2d_bwd(dx, GW(shortcut), GB(shortcut), dy, k->x, &p->shortcut.w, &P1));
+    else ZS_TRY(zs_add_bwd(dx, NULL, dy));
+    ZS_TRY(zview(&dn2, &a->s[0], &k->n2));
+    ZS_TRY(zs_conv2d_bwd(&dn2, GW(conv2), GB(conv2), dy, &k->n2, &p->conv2.w, &P3));
+    ZS_TRY(zview(&dc1, &a->s[1], &k->c1));
+    ZS_TRY(zs_groupnorm_bwd(&dc1, GW(norm2), GB(norm2), &dn2, &k->c1, &p->norm2.w, &p->norm2.b, &k->mean2, &k->rstd2, g, 1));
+    ZS_TRY(zview(&dn1, &a->s[0], &k->n1));
+    ZS_TRY(zs_conv2d_bwd(&dn1, GW(conv1), GB(conv1), &dc1, &k->n1, &p->conv1.w, &P3));
+    return zs_groupnorm_bwd(dx, GW(norm1), GB(norm1), &dn1, k->x, &p->norm1.w, &p->norm1.b, &k->mean1, &k->rstd1, g, 1);
+}
+
+static zs_status attn_bwd(zs_sd_vae *v, const zs_vae_attn *p, zs_vae_attn *G, zs_vae_attn_acts *t, const zs_tensor *x,
+                          const zs_tensor *dy, zs_tensor *dx) {
+    int64_t N = t->t.shape[0] * t->t.shape[1], C = t->t.shape[2];
+    ZS_TRY(zs_add_bwd(dx, NULL, dy));                 // residual
+    ZS_TRY(zs_patchify_fwd(&t->dp, dy, 1));           // d(to_out output), tokens
+    zs_tensor z[5] = {t->d_o, t->dq, t->dk, t->dv, t->dt};
+    for (int i = 0; i < 5; i++) ZS_TRY(zs_zero(&z[i]));
+    ZS_TRY(zs_zero(&t->dxn));
+    zs_tensor t2, o2, dp2, do2, dq2, dk2, dv2, dt2;
+    ZS_TRY(flat(&t2, &t->t, N, C));
+    ZS_TRY(flat(&o2, &t->o, N, C));
+    ZS_TRY(flat(&dp2, &t->dp, N, C));
+    ZS_TRY(flat(&do2, &t->d_o, N, C));
+    ZS_TRY(flat(&dq2, &t->dq, N, C));
+    ZS_TRY(flat(&dk2, &t->dk, N, C));
+    ZS_TRY(flat(&dv2, &t->dv, N, C));
+    ZS_TRY(flat(&dt2, &t->dt, N, C));
+    ZS_TRY(zs_linear_bwd(&do2, GW(out), GB(out), &dp2, &o2, &p->out.w));
+    zs_attn_params ap = attn_params(v);
+    ZS_TRY(zs_attention_bwd(&t->dq, &t->dk, &t->dv, &t->d_o, &t->q, &t->k, &t->v, &t->o, &t->lse, &ap));
+    ZS_TRY(zs_linear_bwd(&dt2, GW(q), GB(q), &dq2, &t2, &p->q.w));
+    ZS_TRY(zs_linear_bwd(&dt2, GW(k), GB(k), &dk2, &t2, &p->k.w));
+    ZS_TRY(zs_linear_bwd(&dt2, GW(v), GB(v), &dv2, &t2, &p->v.w));
+    ZS_TRY(zs_patchify_bwd(&t->dxn, &t->dt, 1));      // tokens -> NCHW
+    return zs_groupnorm_bwd(dx, GW(norm), GB(norm), &t->dxn, x, &p->norm.w, &p->norm.b, &t->mean, &t->rstd,
+                            v->cfg.norm_num_groups, 0);
+}
+
+zs_status zs_sd_vae_decode_bwd(zs_sd_vae *v, const zs_tensor *d_image, zs_tensor *d_latents) {
+    zs_sd_vae_acts *a = &v->a;
+    const zs_sd_vae_config *c = &v->cfg;
+    if (!v->acts.base || !a->train) return ZS_ERR(ZS_EINVAL, "sd vae: backward needs zs_sd_vae_setup(..., train = 1)");
+    ZS_TRY(zs_check_shape(d_image, "sd vae: d_image", 4, a->image.shape));
+    if (d_latents) ZS_TRY(zs_check_shape(d_latents, "sd vae: d_latents", 4, a->z.shape));
+    const zs_sd_vae_params *p = &v->p;
+    zs_sd_vae_params *GP = v->grads.base ? &v->g : NULL;
+    int n = c->levels, L = c->layers_per_block, cur = 0;
+    zs_tensor dnout, dy, dx;
+    {
+        zs_vae_pair *G0 = GP ? &GP->conv_out : NULL, *G1 = GP ? &GP->norm_out : NULL;
+        ZS_TRY(zview(&dnout, &a->s[0], &a->nout));
+        ZS_TRY(zs_conv2d_bwd(&dnout, G0 ? &G0->w : NULL, G0 ? &G0->b : NULL, d_image, &a->nout, &p->conv_out.w, &P3));
+        const zs_tensor *x = &a->up[n - 1][L].out;  // conv_norm_out reads the last up block's output (no upsampler there)
+        ZS_TRY(zview(&dy, &a->g[cur], x));
+        ZS_TRY(zs_groupnorm_bwd(&dy, G1 ? &G1->w : NULL, G1 ? &G1->b : NULL, &dnout, x, &p->norm_out.w, &p->norm_out.b,
+                                &a->nmean, &a->nrstd, c->norm_num_groups, 1));
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        if (i < n - 1) {  // dy is d(upc[i]): through the conv, then the upsample
+            zs_vae_pair *G = GP ? &GP->upconv[i] : NULL;
+            zs_tensor dups;
+            ZS_TRY(zview(&dups, &a->s[0], &a->ups[i]));
+            ZS_TRY(zs_conv2d_bwd(&dups, G ? &G->w : NULL, G ? &G->b : NULL, &dy, &a->ups[i], &p->upconv[i].w, &P3));
+            cur ^= 1;
+            ZS_TRY(zview(&dx, &a->g[cur], &a->up[i][L].out));
+            ZS_TRY(zs_upsample_nearest_bwd(&dx, &dups));
+            dy = dx;
+        }
+        for (int j = L; j >= 0; j--) {
+            cur ^= 1;
+            ZS_TRY(zview(&dx, &a->g[cur], a->up[i][j].x));
+            ZS_TRY(resnet_bwd(v, &p->up[i][j], GP ? &GP->up[i][j] : NULL, &a->up[i][j], &dy, &dx));
+            dy = dx;
+        }
+    }
+    cur ^= 1;
+    ZS_TRY(zview(&dx, &a->g[cur], a->mid[1].x));
+    ZS_TRY(resnet_bwd(v, &p->mid[1], GP ? &GP->mid[1] : NULL, &a->mid[1], &dy, &dx));
+    dy = dx;
+    if (c->mid_block_add_attention) {
+        cur ^= 1;
+        ZS_TRY(zview(&dx, &a->g[cur], &a->mid[0].out));
+        ZS_TRY(attn_bwd(v, &p->attn, GP ? &GP->attn : NULL, &a->attn, &a->mid[0].out, &dy, &dx));
+        dy = dx;
+    }
+    cur ^= 1;
+    ZS_TRY(zview(&dx, &a->g[cur], &a->cin));
+    ZS_TRY(resnet_bwd(v, &p->mid[0], GP ? &GP->mid[0] : NULL, &a->mid[0], &dy, &dx));
+    dy = dx;
+    // conv_in, post_quant_conv, / scaling_factor
+    zs_tensor dpq, dz;
+    zs_vae_pair *Gi = GP ? &GP->conv_in : NULL, *Gq = GP ? &GP->post_quant_conv : NULL;
+    ZS_TRY(zview(&dpq, &a->s[0], &a->pq));
+    ZS_TRY(zs_conv2d_bwd(&dpq, Gi ? &Gi->w : NULL, Gi ? &Gi->b : NULL, &dy, &a->pq, &p->conv_in.w, &P3));
+    if (!d_latents) return Gq ? zs_conv2d_bwd(NULL, &Gq->w, &Gq->b, &dpq, &a->z, &p->post_quant_conv.w, &P1) : ZS_OK;
+    ZS_TRY(zview(&dz, &a->s[1], &a->z));
+    ZS_TRY(zs_conv2d_bwd(&dz, Gq ? &Gq->w : NULL, Gq ? &Gq->b : NULL, &dpq, &a->z, &p->post_quant_conv.w, &P1));
+    int64_t nz = zs_numel(&a->z);
+    zs_tensor dl1, dz1, z1;
+    ZS_TRY(flat(&dl1, d_latents, nz, 1));
+    ZS_TRY(flat(&dz1, &dz, nz, 1));
+    ZS_TRY(flat(&z1, &a->z, nz, 1));
+    return zs_linear_bwd(&dl1, NULL, NULL, &dz1, &z1, &v->inv_scale);
+}
