@@ -1,0 +1,414 @@
+// Stable Diffusion VAE encoder: layout, loading, forward (see models/sd_vae_enc.h).
+#include "models/sd_vae_enc.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "engine/backend.h"
+#include "kernels/attention.h"
+#include "kernels/conv.h"
+#include "kernels/groupnorm.h"
+#include "kernels/ops.h"
+#include "models/patchify.h"
+
+#define ENC_EPS 1e-6f
+
+// ---- parameters ------------------------------------------------------------------------------
+typedef struct {
+    zs_arena *a;
+    zs_dtype dt;
+    int n;
+    char (*names)[ZS_SD_VAE_NAME];  // NULL while counting
+    zs_tensor **tab;
+} reg;
+
+static zs_status reg_one(reg *r, zs_tensor *t, int ndim, const int64_t *sh, const char *prefix, const char *leaf) {
+    if (r->names) {
+        snprintf(r->names[r->n], ZS_SD_VAE_NAME, "%s%s", prefix, leaf);
+        r->tab[r->n] = t;
+    }
+    ZS_TRY(zs_arena_tensor(r->a, t, r->dt, ndim, sh, r->names ? r->names[r->n] : "vae enc param"));
+    r->n++;
+    return ZS_OK;
+}
+
+static const char *nm(char *q, const char *fmt, ...) ZS_PRINTF(2, 3);
+static const char *nm(char *q, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, ZS_SD_VAE_NAME, fmt, ap);
+    va_end(ap);
+    return q;
+}
+
+static zs_status reg_conv(reg *r, zs_vae_pair *p, const char *prefix, int64_t o, int64_t i, int64_t k) {
+    int64_t sh[4] = {o, i, k, k};
+    ZS_TRY(reg_one(r, &p->w, 4, sh, prefix, "weight"));
+    return reg_one(r, &p->b, 1, &o, prefix, "bias");
+}
+static zs_status reg_linear(reg *r, zs_vae_pair *p, const char *prefix, int64_t c) {
+    int64_t sh[2] = {c, c};
+    ZS_TRY(reg_one(r, &p->w, 2, sh, prefix, "weight"));
+    return reg_one(r, &p->b, 1, &c, prefix, "bias");
+}
+static zs_status reg_norm(reg *r, zs_vae_pair *p, const char *prefix, int64_t c) {
+    ZS_TRY(reg_one(r, &p->w, 1, &c, prefix, "weight"));
+    return reg_one(r, &p->b, 1, &c, prefix, "bias");
+}
+static zs_status reg_resnet(reg *r, zs_vae_resnet *p, const char *prefix, int cin, int cout) {
+    char q[ZS_SD_VAE_NAME];
+    p->cin = cin, p->cout = cout;
+    ZS_TRY(reg_norm(r, &p->norm1, nm(q, "%snorm1.", prefix), cin));
+    ZS_TRY(reg_conv(r, &p->conv1, nm(q, "%sconv1.", prefix), cout, cin, 3));
+    ZS_TRY(reg_norm(r, &p->norm2, nm(q, "%snorm2.", prefix), cout));
+    ZS_TRY(reg_conv(r, &p->conv2, nm(q, "%sconv2.", prefix), cout, cout, 3));
+    if (cin != cout) ZS_TRY(reg_conv(r, &p->shortcut, nm(q, "%sconv_shortcut.", prefix), cout, cin, 1));
+    return ZS_OK;
+}
+
+// Same order as the plan's slots (models/sd_plan.c vae_slots).
+static zs_status layout_params(reg *r, zs_sd_vae_enc_params *p, const zs_sd_vae_config *c) {
+    int n = c->levels, L = c->layers_per_block, cm = c->block_out_channels[n - 1], z2 = 2 * c->latent_channels;
+    char q[ZS_SD_VAE_NAME];
+    ZS_TRY(reg_conv(r, &p->conv_in, "encoder.conv_in.", c->block_out_channels[0], c->in_channels, 3));
+    int prev = c->block_out_channels[0];
+    for (int i = 0; i < n; i++) {
+        int ch = c->block_out_channels[i];
+        for (int j = 0; j < L; j++)
+            ZS_TRY(reg_resnet(r, &p->down[i][j], nm(q, "encoder.down_blocks.%d.resnets.%d.", i, j), j ? ch : prev, ch));
+        if (i < n - 1)
+            ZS_TRY(reg_conv(r, &p->downconv[i], nm(q, "encoder.down_blocks.%d.downsamplers.0.conv.", i), ch, ch, 3));
+        prev = ch;
+    }
+    ZS_TRY(reg_resnet(r, &p->mid[0], "encoder.mid_block.resnets.0.", cm, cm));
+    if (c->mid_block_add_attention) {
+        const char *pre = "encoder.mid_block.attentions.0.";
+        zs_vae_pair *l[4] = {&p->attn.q, &p->attn.k, &p->attn.v, &p->attn.out};
+        const char *ln[4] = {"to_q.", "to_k.", "to_v.", "to_out.0."};
+        ZS_TRY(reg_norm(r, &p->attn.norm, nm(q, "%sgroup_norm.", pre), cm));
+        for (int k = 0; k < 4; k++) ZS_TRY(reg_linear(r, l[k], nm(q, "%s%s", pre, ln[k]), cm));
+    }
+    ZS_TRY(reg_resnet(r, &p->mid[1], "encoder.mid_block.resnets.1.", cm, cm));
+    ZS_TRY(reg_norm(r, &p->norm_out, "encoder.conv_norm_out.", cm));
+    ZS_TRY(reg_conv(r, &p->conv_out, "encoder.conv_out.", z2, cm, 3));
+    return reg_conv(r, &p->quant_conv, "quant_conv.", z2, z2, 1);
+}
+
+zs_status zs_sd_vae_enc_init(zs_sd_vae_enc *e, const zs_sd_vae_config *c, zs_device dev, zs_dtype dt) {
+    memset(e, 0, sizeof *e);
+    int bad = c->levels < 1 || c->levels > ZS_SD_MAX_LEVELS || c->layers_per_block < 0 ||
+              c->layers_per_block > ZS_SD_VAE_MAX_RESNETS || c->latent_channels < 1 || c->in_channels < 1 ||
+              c->norm_num_groups < 1;
+    for (int i = 0; !bad && i < c->levels; i++)
+        bad |= c->block_out_channels[i] < 1 || c->block_out_channels[i] % c->norm_num_groups;
+    if (bad)
+        return ZS_ERR(ZS_EINVAL, "sd vae encoder: unsupported config (levels %d, layers_per_block %d (at most %d), "
+                      "in %d, latent %d, groups %d dividing every block width)", c->levels, c->layers_per_block,
+                      ZS_SD_VAE_MAX_RESNETS, c->in_channels, c->latent_channels, c->norm_num_groups);
+    e->cfg = *c;
+    e->dev = dev, e->dtype = dt;
+    zs_arena m;
+    zs_sd_vae_enc_params tmp;
+    zs_arena_measure(&m, "vae enc params", dev);
+    reg r = {&m, dt, 0, NULL, NULL};
+    zs_status s = layout_params(&r, &tmp, c);
+    if (!s) {
+        e->n_params = r.n;
+        e->names = calloc((size_t)r.n, sizeof *e->names);
+        e->ptab = calloc((size_t)r.n, sizeof *e->ptab);
+        if (!e->names || !e->ptab) s = ZS_ERR(ZS_ENOMEM, "sd vae encoder: parameter table");
+    }
+    if (!s) s = zs_arena_init(&e->params, "vae enc params", dev, m.peak + ZS_ARENA_ALIGN);
+    if (!s) {
+        reg r2 = {&e->params, dt, 0, e->names, e->ptab};
+        s = layout_params(&r2, &e->p, c);
+    }
+    if (s) zs_sd_vae_enc_free(e);
+    return s;
+}
+
+void zs_sd_vae_enc_free(zs_sd_vae_enc *e) {
+    zs_arena_free(&e->params);
+    zs_arena_free(&e->acts);
+    free(e->names);
+    free(e->ptab);
+    memset(e, 0, sizeof *e);
+}
+
+const char *zs_sd_vae_enc_param_name(const zs_sd_vae_enc *e, int i) {
+    return i >= 0 && i < e->n_params ? e->names[i] : NULL;
+}
+
+// ---- loading ---------------------------------------------------------------------------------
+static int is_encoder_slot(const char *name) {
+    return !strncmp(name, "encoder.", 8) || !strncmp(name, "quant_conv.", 11);
+}
+
+zs_status zs_sd_vae_enc_load(zs_sd_vae_enc *e, const zs_sd_plan *p) {
+    const zs_sd_vae_config *a = &e->cfg, *b = &p->vae;
+    int same = a->levels == b->levels && a->layers_per_block == b->layers_per_block &&
+               a->latent_channels == b->latent_channels && a->in_channels == b->in_channels &&
+               a->norm_num_groups == b->norm_num_groups && a->mid_block_add_attention == b->mid_block_add_attention &&
+               !memcmp(a->block_out_channels, b->block_out_channels, sizeof a->block_out_channels);
+    if (!same) return ZS_ERR(ZS_EINVAL, "sd vae encoder: the plan's VAE config differs from the encoder's");
+    char *done = calloc((size_t)e->n_params, 1);
+    if (!done) return ZS_ERR(ZS_ENOMEM, "sd vae encoder: load table");
+    zs_status s = ZS_OK;
+    int loaded = 0;
+    for (int i = p->n_unet_slots; i < p->n_slots && !s; i++) {
+        const zs_sd_slot *sl = &p->slots[i];
+        if (sl->part != ZS_SD_VAE || !is_encoder_slot(sl->name)) continue;
+        int k = 0;
+        while (k < e->n_params && strcmp(e->names[k], sl->name)) k++;
+        if (k == e->n_params) {
+            s = ZS_ERR(ZS_EFORMAT, "sd vae encoder: plan slot %s has no encoder parameter", sl->name);
+            break;
+        }
+        zs_tensor *t = e->ptab[k], view = *t;
+        if (sl->ndim != t->ndim || memcmp(sl->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
+            s = ZS_ERR(ZS_EFORMAT, "sd vae encoder: slot %s has a different shape from the encoder's parameter",
+                       sl->name);
+            break;
+        }
+        if (sl->layout == ZS_SD_NAME_CONV1X1) {  // file [O, I, 1, 1] into the linear [O, I] memory
+            int64_t sh[4] = {t->shape[0], t->shape[1], 1, 1};
+            s = zs_view(&view, t, 0, 4, sh);
+        }
+        if (!s) s = zs_st_load(p->vae_st, sl->src->name, &view);
+        if (!s && !done[k]) done[k] = 1, loaded++;
+    }
+    if (!s && loaded != e->n_params) {
+        int k = 0;
+        while (k < e->n_params && done[k]) k++;
+        s = ZS_ERR(ZS_EFORMAT, "sd vae encoder: the plan has no slot for encoder parameter %s", e->names[k]);
+    }
+    free(done);
+    return s;
+}
+
+zs_status zs_sd_vae_enc_open(zs_sd_vae_enc *e, const char *path, const zs_sd_plan_opts *opts, zs_device dev,
+                             zs_dtype dt) {
+    zs_sd_plan *p;
+    memset(e, 0, sizeof *e);
+    ZS_TRY(zs_sd_plan_open(&p, path, opts));
+    zs_status s = zs_sd_vae_enc_init(e, &p->vae, dev, dt);
+    if (!s) s = zs_sd_vae_enc_load(e, p);
+    zs_sd_plan_free(p);
+    if (s) zs_sd_vae_enc_free(e);
+    return s;
+}
+
+// ---- forward ---------------------------------------------------------------------------------
+// One pass over the network, carving activations out of arena ar as it goes: with dry = 1 (a
+// measuring arena) no kernel runs, so the same code sizes the arena.
+typedef struct {
+    const zs_sd_vae_enc *e;
+    zs_arena *ar;
+    int dry;
+    int64_t B;
+} pass;
+
+#define K(call)                  \
+    do {                         \
+        if (!ps->dry) ZS_TRY(call); \
+    } while (0)
+
+static const zs_conv2d_params P1 = {1, 1, 0, 0, 1}, P3 = {1, 1, 1, 1, 1}, PD = {2, 2, 0, 0, 1};
+
+static zs_status act4(pass *ps, zs_tensor *t, int64_t C, int64_t h, int64_t w, const char *name) {
+    int64_t sh[4] = {ps->B, C, h, w};
+    return zs_arena_tensor(ps->ar, t, ps->e->dtype, 4, sh, name);
+}
+static zs_status stats(pass *ps, zs_tensor *t) {
+    int64_t sh[2] = {ps->B, ps->e->cfg.norm_num_groups};
+    return zs_arena_tensor(ps->ar, t, ZS_F32, 2, sh, "vae enc gn stats");
+}
+static zs_status flat(zs_tensor *o, const zs_tensor *t, int64_t rows, int64_t cols) {
+    int64_t sh[2] = {rows, cols};
+    return zs_view(o, t, 0, 2, sh);
+}
+
+static zs_status resnet(pass *ps, const zs_vae_resnet *p, const zs_tensor *x, zs_tensor *out) {
+    int G = ps->e->cfg.norm_num_groups;
+    int64_t h = x->shape[2], w = x->shape[3];
+    ZS_TRY(act4(ps, out, p->cout, h, w, "vae enc resnet out"));
+    size_t mark = zs_arena_mark(ps->ar);
+    zs_tensor n1, c1, n2, sc, mean, rstd;
+    ZS_TRY(act4(ps, &n1, p->cin, h, w, "vae enc resnet n1"));
+    ZS_TRY(act4(ps, &c1, p->cout, h, w, "vae enc resnet c1"));
+    ZS_TRY(act4(ps, &n2, p->cout, h, w, "vae enc resnet n2"));
+    ZS_TRY(stats(ps, &mean));
+    ZS_TRY(stats(ps, &rstd));
+    K(zs_groupnorm_fwd(&n1, &mean, &rstd, x, &p->norm1.w, &p->norm1.b, G, ENC_EPS, 1));
+    K(zs_conv2d_fwd(&c1, &n1, &p->conv1.w, &p->conv1.b, &P3));
+    K(zs_groupnorm_fwd(&n2, &mean, &rstd, &c1, &p->norm2.w, &p->norm2.b, G, ENC_EPS, 1));
+    K(zs_conv2d_fwd(out, &n2, &p->conv2.w, &p->conv2.b, &P3));
+    if (p->cin != p->cout) {
+        ZS_TRY(act4(ps, &sc, p->cout, h, w, "vae enc resnet shortcut"));
+        K(zs_conv2d_fwd(&sc, x, &p->shortcut.w, &p->shortcut.b, &P1));
+        K(zs_add_fwd(out, out, &sc));
+    } else {
+        K(zs_add_fwd(out, out, x));
+    }
+    zs_arena_reset(ps->ar, mark);
+    return ZS_OK;
+}
+
+static zs_status attention(pass *ps, const zs_vae_attn *p, const zs_tensor *x, zs_tensor *out) {
+    int64_t C = x->shape[1], h = x->shape[2], w = x->shape[3], N = ps->B * h * w;
+    int64_t tok[3] = {ps->B, h * w, C}, lsh[3] = {ps->B, 1, h * w};
+    ZS_TRY(act4(ps, out, C, h, w, "vae enc attn out"));
+    size_t mark = zs_arena_mark(ps->ar);
+    zs_tensor xn, mean, rstd, t, q, k, v, o, pr, lse, t2, q2, k2, v2, o2, p2;
+    ZS_TRY(act4(ps, &xn, C, h, w, "vae enc attn norm"));
+    ZS_TRY(stats(ps, &mean));
+    ZS_TRY(stats(ps, &rstd));
+    zs_tensor *tt[6] = {&t, &q, &k, &v, &o, &pr};
+    for (int i = 0; i < 6; i++) ZS_TRY(zs_arena_tensor(ps->ar, tt[i], ps->e->dtype, 3, tok, "vae enc attn tokens"));
+    ZS_TRY(zs_arena_tensor(ps->ar, &lse, ZS_F32, 3, lsh, "vae enc attn lse"));
+    ZS_TRY(flat(&t2, &t, N, C));
+    ZS_TRY(flat(&q2, &q, N, C));
+    ZS_TRY(flat(&k2, &k, N, C));
+    ZS_TRY(flat(&v2, &v, N, C));
+    ZS_TRY(flat(&o2, &o, N, C));
+    ZS_TRY(flat(&p2, &pr, N, C));
+    zs_attn_params ap = {1, 1.0f / sqrtf((float)C), 0};
+    K(zs_groupnorm_fwd(&xn, &mean, &rstd, x, &p->norm.w, &p->norm.b, ps->e->cfg.norm_num_groups, ENC_EPS, 0));
+    K(zs_patchify_fwd(&t, &xn, 1));  // NCHW -> [B, HW, C]
+    K(zs_linear_fwd(&q2, &t2, &p->q.w, &p->q.b));
+    K(zs_linear_fwd(&k2, &t2, &p->k.w, &p->k.b));
+    K(zs_linear_fwd(&v2, &t2, &p->v.w, &p->v.b));
+    K(zs_attention_fwd(&o, &lse, &q, &k, &v, &ap));
+    K(zs_linear_fwd(&p2, &o2, &p->out.w, &p->out.b));
+    K(zs_memcpy(out->data, out->device, x->data, x->device, zs_nbytes(x)));
+    K(zs_patchify_bwd(out, &pr, 1));  // out = x + tokens -> NCHW
+    zs_arena_reset(ps->ar, mark);
+    return ZS_OK;
+}
+
+// y [B, C, H+1, W+1] = x zero-padded by one column on the right and one row at the bottom (CPU).
+static zs_status pad01(zs_tensor *y, const zs_tensor *x) {
+    int64_t BC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
+    size_t es = zs_dtype_size(x->dtype);
+    char *yd = y->data;
+    const char *xd = x->data;
+    memset(yd, 0, zs_nbytes(y));
+    for (int64_t i = 0; i < BC; i++)
+        for (int64_t r = 0; r < H; r++)
+            memcpy(yd + ((i * (H + 1) + r) * (W + 1)) * es, xd + ((i * H + r) * W) * es, (size_t)W * es);
+    return ZS_OK;
+}
+
+static zs_status run(pass *ps, const zs_tensor *image, zs_tensor *moments) {
+    const zs_sd_vae_enc *e = ps->e;
+    const zs_sd_vae_enc_params *p = &e->p;
+    const zs_sd_vae_config *c = &e->cfg;
+    int n = c->levels, L = c->layers_per_block;
+    int64_t h = image->shape[2], w = image->shape[3];
+    zs_tensor cin, rs[ZS_SD_MAX_LEVELS][ZS_SD_VAE_MAX_RESNETS], pd, dc[ZS_SD_MAX_LEVELS], mid0, at, mid1, nout, cout, mean,
+        rstd;
+    ZS_TRY(act4(ps, &cin, c->block_out_channels[0], h, w, "vae enc conv_in"));
+    K(zs_conv2d_fwd(&cin, image, &p->conv_in.w, &p->conv_in.b, &P3));
+    const zs_tensor *x = &cin;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < L; j++) {
+            ZS_TRY(resnet(ps, &p->down[i][j], x, &rs[i][j]));
+            x = &rs[i][j];
+        }
+        if (i < n - 1) {
+            int64_t C = x->shape[1];
+            ZS_TRY(act4(ps, &dc[i], C, (h - 2) / 2 + 1, (w - 2) / 2 + 1, "vae enc downsample"));
+            size_t mark = zs_arena_mark(ps->ar);
+            ZS_TRY(act4(ps, &pd, C, h + 1, w + 1, "vae enc downsample pad"));
+            K(pad01(&pd, x));
+            K(zs_conv2d_fwd(&dc[i], &pd, &p->downconv[i].w, &p->downconv[i].b, &PD));
+            zs_arena_reset(ps->ar, mark);
+            h = (h - 2) / 2 + 1, w = (w - 2) / 2 + 1;
+            x = &dc[i];
+        }
+    }
+    ZS_TRY(resnet(ps, &p->mid[0], x, &mid0));
+    x = &mid0;
+    if (c->mid_block_add_attention) {
+        ZS_TRY(attention(ps, &p->attn, x, &at));
+        x = &at;
+    }
+    ZS_TRY(resnet(ps, &p->mid[1], x, &mid1));
+    ZS_TRY(act4(ps, &nout, mid1.shape[1], h, w, "vae enc conv_norm_out"));
+    ZS_TRY(stats(ps, &mean));
+    ZS_TRY(stats(ps, &rstd));
+    ZS_TRY(act4(ps, &cout, 2 * c->latent_channels, h, w, "vae enc conv_out"));
+    K(zs_groupnorm_fwd(&nout, &mean, &rstd, &mid1, &p->norm_out.w, &p->norm_out.b, c->norm_num_groups, ENC_EPS, 1));
+    K(zs_conv2d_fwd(&cout, &nout, &p->conv_out.w, &p->conv_out.b, &P3));
+    K(zs_conv2d_fwd(moments, &cout, &p->quant_conv.w, &p->quant_conv.b, &P1));
+    return ZS_OK;
+}
+
+zs_status zs_sd_vae_enc_moments_shape(const zs_sd_vae_enc *e, int64_t B, int64_t H, int64_t W, int64_t shape[4]) {
+    const zs_sd_vae_config *c = &e->cfg;
+    if (!e->params.base) return ZS_ERR(ZS_EINVAL, "sd vae encoder: not initialised");
+    int64_t h = H, w = W;
+    int ok = B >= 1 && h >= 1 && w >= 1;
+    for (int i = 0; ok && i < c->levels - 1; i++) {
+        ok = h >= 2 && w >= 2;
+        h = (h - 2) / 2 + 1, w = (w - 2) / 2 + 1;
+    }
+    if (!ok)
+        return ZS_ERR(ZS_EINVAL, "sd vae encoder: image [%lld, %d, %lld, %lld] too small for %d downsamples",
+                      (long long)B, c->in_channels, (long long)H, (long long)W, c->levels - 1);
+    shape[0] = B, shape[1] = 2 * c->latent_channels, shape[2] = h, shape[3] = w;
+    return ZS_OK;
+}
+
+zs_status zs_sd_vae_enc_encode(zs_sd_vae_enc *e, const zs_tensor *image, zs_tensor *moments_out) {
+    const zs_sd_vae_config *c = &e->cfg;
+    if (!e->params.base) return ZS_ERR(ZS_EINVAL, "sd vae encoder: encode before init / open");
+    if (c->levels > 1 && e->dev != ZS_CPU)
+        return ZS_ERR(ZS_EUNSUPPORTED, "sd vae encoder: the downsample's asymmetric (0, 1, 0, 1) zero pad is CPU only "
+                      "(this encoder is on another device)");
+    if (image->ndim != 4 || image->shape[1] != c->in_channels)
+        return ZS_ERR(ZS_EINVAL, "sd vae encoder: image must be [B, %d, H, W]", c->in_channels);
+    if (image->device != e->dev || image->dtype != e->dtype || moments_out->device != e->dev ||
+        moments_out->dtype != e->dtype)
+        return ZS_ERR(ZS_EINVAL, "sd vae encoder: image / moments must be on the encoder's device and dtype");
+    int64_t ms[4];
+    ZS_TRY(zs_sd_vae_enc_moments_shape(e, image->shape[0], image->shape[2], image->shape[3], ms));
+    ZS_TRY(zs_check_shape(moments_out, "sd vae encoder: moments", 4, ms));
+    zs_arena m;
+    zs_arena_measure(&m, "vae enc acts", e->dev);
+    pass dry = {e, &m, 1, image->shape[0]};
+    ZS_TRY(run(&dry, image, moments_out));
+    if (!e->acts.base || e->acts.cap < m.peak + ZS_ARENA_ALIGN) {
+        zs_arena_free(&e->acts);
+        ZS_TRY(zs_arena_init(&e->acts, "vae enc acts", e->dev, m.peak + ZS_ARENA_ALIGN));
+    }
+    zs_arena_reset(&e->acts, 0);
+    pass real = {e, &e->acts, 0, image->shape[0]};
+    return run(&real, image, moments_out);
+}
+
+// ---- the diagonal Gaussian -------------------------------------------------------------------
+static zs_status gauss(const zs_tensor *m, zs_tensor *out, int which, const char *what) {
+    if (m->ndim != 4 || m->shape[1] % 2 || m->device != ZS_CPU || m->dtype != ZS_F32 || out->device != ZS_CPU ||
+        out->dtype != ZS_F32)
+        return ZS_ERR(ZS_EINVAL, "sd vae encoder %s: moments must be CPU F32 [B, 2 z, h, w], out CPU F32", what);
+    int64_t z = m->shape[1] / 2, hw = m->shape[2] * m->shape[3], sh[4] = {m->shape[0], z, m->shape[2], m->shape[3]};
+    ZS_TRY(zs_check_shape(out, what, 4, sh));
+    const float *s = m->data;
+    float *o = out->data;
+    for (int64_t b = 0; b < m->shape[0]; b++)
+        for (int64_t i = 0; i < z * hw; i++) {
+            float x = s[(b * 2 * z + (which ? z : 0)) * hw + i];
+            if (which) {
+                x = x < -30.0f ? -30.0f : x > 20.0f ? 20.0f : x;
+                if (which == 2) x = expf(0.5f * x);
+            }
+            o[b * z * hw + i] = x;
+        }
+    return ZS_OK;
+}
+
+zs_status zs_sd_vae_enc_mean(const zs_tensor *moments, zs_tensor *out) { return gauss(moments, out, 0, "mean"); }
+zs_status zs_sd_vae_enc_logvar(const zs_tensor *moments, zs_tensor *out) { return gauss(moments, out, 1, "logvar"); }
+zs_status zs_sd_vae_enc_std(const zs_tensor *moments, zs_tensor *out) { return gauss(moments, out, 2, "std"); }
