@@ -1,7 +1,6 @@
 // Stable Diffusion VAE decoder: layout, loading, forward, backward (see models/sd_vae.h).
 #include "models/sd_vae.h"
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,101 +11,42 @@
 #include "kernels/ops.h"
 #include "kernels/upsample.h"
 #include "models/patchify.h"
+#include "models/sd_vae_blocks.h"
 #include "models/transformer.h"
 
-#define VAE_EPS 1e-6f
 
 // ---- parameters ------------------------------------------------------------------------------
-typedef struct {
-    zs_arena *a;
-    zs_dtype dt;
-    int n;                            // parameters laid out so far
-    char (*names)[ZS_SD_VAE_NAME];    // NULL while counting
-    zs_tensor **tab;
-} reg;
-
-static zs_status reg_one(reg *r, zs_tensor *t, int ndim, const int64_t *sh, const char *prefix, const char *leaf) {
-    if (r->names) {
-        snprintf(r->names[r->n], ZS_SD_VAE_NAME, "%s%s", prefix, leaf);
-        r->tab[r->n] = t;
-    }
-    ZS_TRY(zs_arena_tensor(r->a, t, r->dt, ndim, sh, r->names ? r->names[r->n] : "vae param"));
-    r->n++;
-    return ZS_OK;
-}
-
-// q = the formatted name (q holds ZS_SD_VAE_NAME chars)
-static const char *nm(char *q, const char *fmt, ...) ZS_PRINTF(2, 3);
-static const char *nm(char *q, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, ZS_SD_VAE_NAME, fmt, ap);
-    va_end(ap);
-    return q;
-}
-
-// conv [o, i, k, k] + bias [o]
-static zs_status reg_conv(reg *r, zs_vae_pair *p, const char *prefix, int64_t o, int64_t i, int64_t k) {
-    int64_t sh[4] = {o, i, k, k};
-    ZS_TRY(reg_one(r, &p->w, 4, sh, prefix, "weight"));
-    return reg_one(r, &p->b, 1, &o, prefix, "bias");
-}
-static zs_status reg_linear(reg *r, zs_vae_pair *p, const char *prefix, int64_t o, int64_t i) {
-    int64_t sh[2] = {o, i};
-    ZS_TRY(reg_one(r, &p->w, 2, sh, prefix, "weight"));
-    return reg_one(r, &p->b, 1, &o, prefix, "bias");
-}
-static zs_status reg_norm(reg *r, zs_vae_pair *p, const char *prefix, int64_t c) {
-    ZS_TRY(reg_one(r, &p->w, 1, &c, prefix, "weight"));
-    return reg_one(r, &p->b, 1, &c, prefix, "bias");
-}
-
-static zs_status reg_resnet(reg *r, zs_vae_resnet *p, const char *prefix, int cin, int cout) {
-    char q[ZS_SD_VAE_NAME];
-    p->cin = cin, p->cout = cout;
-    ZS_TRY(reg_norm(r, &p->norm1, nm(q, "%snorm1.", prefix), cin));
-    ZS_TRY(reg_conv(r, &p->conv1, nm(q, "%sconv1.", prefix), cout, cin, 3));
-    ZS_TRY(reg_norm(r, &p->norm2, nm(q, "%snorm2.", prefix), cout));
-    ZS_TRY(reg_conv(r, &p->conv2, nm(q, "%sconv2.", prefix), cout, cout, 3));
-    if (cin != cout) ZS_TRY(reg_conv(r, &p->shortcut, nm(q, "%sconv_shortcut.", prefix), cout, cin, 1));
-    return ZS_OK;
-}
-
 // Same order as the plan's slots (models/sd_plan.c vae_slots).
-static zs_status layout_params(reg *r, zs_sd_vae_params *p, const zs_sd_vae_config *c) {
+static zs_status layout_params(zs_vae_reg *r, zs_sd_vae_params *p, const zs_sd_vae_config *c) {
     int n = c->levels, L = c->layers_per_block, cm = c->block_out_channels[n - 1], z = c->latent_channels;
     char q[ZS_SD_VAE_NAME];
-    ZS_TRY(reg_conv(r, &p->post_quant_conv, "post_quant_conv.", z, z, 1));
-    ZS_TRY(reg_conv(r, &p->conv_in, "decoder.conv_in.", cm, z, 3));
-    ZS_TRY(reg_resnet(r, &p->mid[0], "decoder.mid_block.resnets.0.", cm, cm));
+    ZS_TRY(zs_vae_reg_conv(r, &p->post_quant_conv, "post_quant_conv.", z, z, 1));
+    ZS_TRY(zs_vae_reg_conv(r, &p->conv_in, "decoder.conv_in.", cm, z, 3));
+    ZS_TRY(zs_vae_reg_resnet(r, &p->mid[0], "decoder.mid_block.resnets.0.", cm, cm));
     if (c->mid_block_add_attention) {
-        const char *pre = "decoder.mid_block.attentions.0.";
-        zs_vae_pair *l[4] = {&p->attn.q, &p->attn.k, &p->attn.v, &p->attn.out};
-        const char *ln[4] = {"to_q.", "to_k.", "to_v.", "to_out.0."};
-        ZS_TRY(reg_norm(r, &p->attn.norm, nm(q, "%sgroup_norm.", pre), cm));
-        for (int k = 0; k < 4; k++) ZS_TRY(reg_linear(r, l[k], nm(q, "%s%s", pre, ln[k]), cm, cm));
+        ZS_TRY(zs_vae_reg_attn(r, &p->attn, "decoder.mid_block.attentions.0.", cm));
     }
-    ZS_TRY(reg_resnet(r, &p->mid[1], "decoder.mid_block.resnets.1.", cm, cm));
+    ZS_TRY(zs_vae_reg_resnet(r, &p->mid[1], "decoder.mid_block.resnets.1.", cm, cm));
     int prev = cm;
     for (int i = 0; i < n; i++) {
         int ch = c->block_out_channels[n - 1 - i];
         for (int j = 0; j <= L; j++)
-            ZS_TRY(reg_resnet(r, &p->up[i][j], nm(q, "decoder.up_blocks.%d.resnets.%d.", i, j), j ? ch : prev, ch));
-        if (i < n - 1) ZS_TRY(reg_conv(r, &p->upconv[i], nm(q, "decoder.up_blocks.%d.upsamplers.0.conv.", i), ch, ch, 3));
+            ZS_TRY(zs_vae_reg_resnet(r, &p->up[i][j], zs_vae_name(q, "decoder.up_blocks.%d.resnets.%d.", i, j), j ? ch : prev, ch));
+        if (i < n - 1) ZS_TRY(zs_vae_reg_conv(r, &p->upconv[i], zs_vae_name(q, "decoder.up_blocks.%d.upsamplers.0.conv.", i), ch, ch, 3));
         prev = ch;
     }
-    ZS_TRY(reg_norm(r, &p->norm_out, "decoder.conv_norm_out.", c->block_out_channels[0]));
-    return reg_conv(r, &p->conv_out, "decoder.conv_out.", c->out_channels, c->block_out_channels[0], 3);
+    ZS_TRY(zs_vae_reg_norm(r, &p->norm_out, "decoder.conv_norm_out.", c->block_out_channels[0]));
+    return zs_vae_reg_conv(r, &p->conv_out, "decoder.conv_out.", c->out_channels, c->block_out_channels[0], 3);
 }
 
 // Measures, then allocates arena a and lays p out in it, recording names / table.
 static zs_status alloc_params(zs_sd_vae *v, zs_arena *a, zs_sd_vae_params *p, zs_tensor **tab, const char *what) {
     zs_arena m;
     zs_arena_measure(&m, what, v->dev);
-    reg r = {&m, v->dtype, 0, NULL, NULL};
+    zs_vae_reg r = {&m, v->dtype, 0, NULL, NULL};
     ZS_TRY(layout_params(&r, p, &v->cfg));
     ZS_TRY(zs_arena_init(a, what, v->dev, m.peak + ZS_ARENA_ALIGN));
-    reg r2 = {a, v->dtype, 0, v->names, tab};
+    zs_vae_reg r2 = {a, v->dtype, 0, v->names, tab};
     ZS_TRY(layout_params(&r2, p, &v->cfg));
     return ZS_OK;
 }
@@ -115,7 +55,7 @@ static zs_status count_params(zs_sd_vae *v, int *n) {
     zs_arena m;
     zs_sd_vae_params tmp;
     zs_arena_measure(&m, "vae count", v->dev);
-    reg r = {&m, v->dtype, 0, NULL, NULL};
+    zs_vae_reg r = {&m, v->dtype, 0, NULL, NULL};
     ZS_TRY(layout_params(&r, &tmp, &v->cfg));
     *n = r.n;
     return ZS_OK;
@@ -142,13 +82,13 @@ zs_status zs_sd_vae_init(zs_sd_vae *v, const zs_sd_vae_config *c, zs_device dev,
     // the parameters, then the constant 1 / scaling_factor as a [1, 1] linear weight
     zs_arena m;
     zs_arena_measure(&m, "vae params", dev);
-    reg r = {&m, dt, 0, NULL, NULL};
+    zs_vae_reg r = {&m, dt, 0, NULL, NULL};
     ZS_TRY(layout_params(&r, &v->p, c));
     int64_t one[2] = {1, 1};
     zs_tensor tmp;
     ZS_TRY(zs_arena_tensor(&m, &tmp, dt, 2, one, "vae inv_scale"));
     ZS_TRY(zs_arena_init(&v->params, "vae params", dev, m.peak));
-    reg r2 = {&v->params, dt, 0, v->names, v->ptab};
+    zs_vae_reg r2 = {&v->params, dt, 0, v->names, v->ptab};
     ZS_TRY(layout_params(&r2, &v->p, c));
     ZS_TRY(zs_arena_tensor(&v->params, &v->inv_scale, dt, 2, one, "vae inv_scale"));
     float inv = (float)(1.0 / c->scaling_factor);
@@ -362,43 +302,9 @@ static zs_status flat(zs_tensor *o, const zs_tensor *t, int64_t rows, int64_t co
     return zs_view(o, t, 0, 2, sh);
 }
 
-static zs_status resnet_fwd(const zs_sd_vae *v, const zs_vae_resnet *p, zs_vae_resnet_acts *k) {
-    int G = v->cfg.norm_num_groups;
-    ZS_TRY(zs_groupnorm_fwd(&k->n1, &k->mean1, &k->rstd1, k->x, &p->norm1.w, &p->norm1.b, G, VAE_EPS, 1));
-    ZS_TRY(zs_conv2d_fwd(&k->c1, &k->n1, &p->conv1.w, &p->conv1.b, &P3));
-    ZS_TRY(zs_groupnorm_fwd(&k->n2, &k->mean2, &k->rstd2, &k->c1, &p->norm2.w, &p->norm2.b, G, VAE_EPS, 1));
-    ZS_TRY(zs_conv2d_fwd(&k->out, &k->n2, &p->conv2.w, &p->conv2.b, &P3));
-    if (p->cin != p->cout) {
-        ZS_TRY(zs_conv2d_fwd(&k->sc, k->x, &p->shortcut.w, &p->shortcut.b, &P1));
-        return zs_add_fwd(&k->out, &k->out, &k->sc);
-    }
-    return zs_add_fwd(&k->out, &k->out, k->x);
-}
-
 static zs_attn_params attn_params(const zs_sd_vae *v) {
     zs_attn_params ap = {1, 1.0f / sqrtf((float)v->cfg.block_out_channels[v->cfg.levels - 1]), 0};
     return ap;
-}
-
-static zs_status attn_fwd(const zs_sd_vae *v, const zs_vae_attn *p, zs_vae_attn_acts *t, const zs_tensor *x) {
-    int64_t N = t->t.shape[0] * t->t.shape[1], C = t->t.shape[2];
-    ZS_TRY(zs_groupnorm_fwd(&t->xn, &t->mean, &t->rstd, x, &p->norm.w, &p->norm.b, v->cfg.norm_num_groups, VAE_EPS, 0));
-    ZS_TRY(zs_patchify_fwd(&t->t, &t->xn, 1));  // NCHW -> [B, HW, C]
-    zs_tensor t2, q2, k2, v2, o2, p2;
-    ZS_TRY(flat(&t2, &t->t, N, C));
-    ZS_TRY(flat(&q2, &t->q, N, C));
-    ZS_TRY(flat(&k2, &t->k, N, C));
-    ZS_TRY(flat(&v2, &t->v, N, C));
-    ZS_TRY(flat(&o2, &t->o, N, C));
-    ZS_TRY(flat(&p2, &t->p, N, C));
-    ZS_TRY(zs_linear_fwd(&q2, &t2, &p->q.w, &p->q.b));
-    ZS_TRY(zs_linear_fwd(&k2, &t2, &p->k.w, &p->k.b));
-    ZS_TRY(zs_linear_fwd(&v2, &t2, &p->v.w, &p->v.b));
-    zs_attn_params ap = attn_params(v);
-    ZS_TRY(zs_attention_fwd(&t->o, &t->lse, &t->q, &t->k, &t->v, &ap));
-    ZS_TRY(zs_linear_fwd(&p2, &o2, &p->out.w, &p->out.b));
-    ZS_TRY(zs_memcpy(t->out.data, t->out.device, x->data, x->device, zs_nbytes(x)));
-    return zs_patchify_bwd(&t->out, &t->p, 1);  // out = x + [B, HW, C] -> NCHW
 }
 
 zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents) {
@@ -415,12 +321,12 @@ zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents) {
     ZS_TRY(zs_linear_fwd(&z1, &l1, &v->inv_scale, NULL));  // z = latents / scaling_factor
     ZS_TRY(zs_conv2d_fwd(&a->pq, &a->z, &p->post_quant_conv.w, &p->post_quant_conv.b, &P1));
     ZS_TRY(zs_conv2d_fwd(&a->cin, &a->pq, &p->conv_in.w, &p->conv_in.b, &P3));
-    ZS_TRY(resnet_fwd(v, &p->mid[0], &a->mid[0]));
-    if (c->mid_block_add_attention) ZS_TRY(attn_fwd(v, &p->attn, &a->attn, &a->mid[0].out));
-    ZS_TRY(resnet_fwd(v, &p->mid[1], &a->mid[1]));
+    ZS_TRY(zs_vae_resnet_fwd(&p->mid[0], &a->mid[0], c->norm_num_groups));
+    if (c->mid_block_add_attention) ZS_TRY(zs_vae_attn_fwd(&p->attn, &a->attn, &a->mid[0].out, c->norm_num_groups));
+    ZS_TRY(zs_vae_resnet_fwd(&p->mid[1], &a->mid[1], c->norm_num_groups));
     const zs_tensor *x = &a->mid[1].out;
     for (int i = 0; i < n; i++) {
-        for (int j = 0; j <= L; j++) ZS_TRY(resnet_fwd(v, &p->up[i][j], &a->up[i][j]));
+        for (int j = 0; j <= L; j++) ZS_TRY(zs_vae_resnet_fwd(&p->up[i][j], &a->up[i][j], c->norm_num_groups));
         x = &a->up[i][L].out;
         if (i < n - 1) {
             ZS_TRY(zs_upsample_nearest_fwd(&a->ups[i], x));
@@ -429,7 +335,7 @@ zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents) {
         }
     }
     ZS_TRY(zs_groupnorm_fwd(&a->nout, &a->nmean, &a->nrstd, x, &p->norm_out.w, &p->norm_out.b, c->norm_num_groups,
-                            VAE_EPS, 1));
+                            ZS_VAE_EPS, 1));
     return zs_conv2d_fwd(&a->image, &a->nout, &p->conv_out.w, &p->conv_out.b, &P3);
 }
 

@@ -1,98 +1,39 @@
 // Stable Diffusion VAE encoder: layout, loading, forward (see models/sd_vae_enc.h).
 #include "models/sd_vae_enc.h"
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "engine/backend.h"
-#include "kernels/attention.h"
 #include "kernels/conv.h"
 #include "kernels/groupnorm.h"
 #include "kernels/ops.h"
-#include "models/patchify.h"
+#include "models/sd_vae_blocks.h"
 
-#define ENC_EPS 1e-6f
 
 // ---- parameters ------------------------------------------------------------------------------
-typedef struct {
-    zs_arena *a;
-    zs_dtype dt;
-    int n;
-    char (*names)[ZS_SD_VAE_NAME];  // NULL while counting
-    zs_tensor **tab;
-} reg;
-
-static zs_status reg_one(reg *r, zs_tensor *t, int ndim, const int64_t *sh, const char *prefix, const char *leaf) {
-    if (r->names) {
-        snprintf(r->names[r->n], ZS_SD_VAE_NAME, "%s%s", prefix, leaf);
-        r->tab[r->n] = t;
-    }
-    ZS_TRY(zs_arena_tensor(r->a, t, r->dt, ndim, sh, r->names ? r->names[r->n] : "vae enc param"));
-    r->n++;
-    return ZS_OK;
-}
-
-static const char *nm(char *q, const char *fmt, ...) ZS_PRINTF(2, 3);
-static const char *nm(char *q, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, ZS_SD_VAE_NAME, fmt, ap);
-    va_end(ap);
-    return q;
-}
-
-static zs_status reg_conv(reg *r, zs_vae_pair *p, const char *prefix, int64_t o, int64_t i, int64_t k) {
-    int64_t sh[4] = {o, i, k, k};
-    ZS_TRY(reg_one(r, &p->w, 4, sh, prefix, "weight"));
-    return reg_one(r, &p->b, 1, &o, prefix, "bias");
-}
-static zs_status reg_linear(reg *r, zs_vae_pair *p, const char *prefix, int64_t c) {
-    int64_t sh[2] = {c, c};
-    ZS_TRY(reg_one(r, &p->w, 2, sh, prefix, "weight"));
-    return reg_one(r, &p->b, 1, &c, prefix, "bias");
-}
-static zs_status reg_norm(reg *r, zs_vae_pair *p, const char *prefix, int64_t c) {
-    ZS_TRY(reg_one(r, &p->w, 1, &c, prefix, "weight"));
-    return reg_one(r, &p->b, 1, &c, prefix, "bias");
-}
-static zs_status reg_resnet(reg *r, zs_vae_resnet *p, const char *prefix, int cin, int cout) {
-    char q[ZS_SD_VAE_NAME];
-    p->cin = cin, p->cout = cout;
-    ZS_TRY(reg_norm(r, &p->norm1, nm(q, "%snorm1.", prefix), cin));
-    ZS_TRY(reg_conv(r, &p->conv1, nm(q, "%sconv1.", prefix), cout, cin, 3));
-    ZS_TRY(reg_norm(r, &p->norm2, nm(q, "%snorm2.", prefix), cout));
-    ZS_TRY(reg_conv(r, &p->conv2, nm(q, "%sconv2.", prefix), cout, cout, 3));
-    if (cin != cout) ZS_TRY(reg_conv(r, &p->shortcut, nm(q, "%sconv_shortcut.", prefix), cout, cin, 1));
-    return ZS_OK;
-}
-
 // Same order as the plan's slots (models/sd_plan.c vae_slots).
-static zs_status layout_params(reg *r, zs_sd_vae_enc_params *p, const zs_sd_vae_config *c) {
+static zs_status layout_params(zs_vae_reg *r, zs_sd_vae_enc_params *p, const zs_sd_vae_config *c) {
     int n = c->levels, L = c->layers_per_block, cm = c->block_out_channels[n - 1], z2 = 2 * c->latent_channels;
     char q[ZS_SD_VAE_NAME];
-    ZS_TRY(reg_conv(r, &p->conv_in, "encoder.conv_in.", c->block_out_channels[0], c->in_channels, 3));
+    ZS_TRY(zs_vae_reg_conv(r, &p->conv_in, "encoder.conv_in.", c->block_out_channels[0], c->in_channels, 3));
     int prev = c->block_out_channels[0];
     for (int i = 0; i < n; i++) {
         int ch = c->block_out_channels[i];
         for (int j = 0; j < L; j++)
-            ZS_TRY(reg_resnet(r, &p->down[i][j], nm(q, "encoder.down_blocks.%d.resnets.%d.", i, j), j ? ch : prev, ch));
+            ZS_TRY(zs_vae_reg_resnet(r, &p->down[i][j], zs_vae_name(q, "encoder.down_blocks.%d.resnets.%d.", i, j), j ? ch : prev, ch));
         if (i < n - 1)
-            ZS_TRY(reg_conv(r, &p->downconv[i], nm(q, "encoder.down_blocks.%d.downsamplers.0.conv.", i), ch, ch, 3));
+            ZS_TRY(zs_vae_reg_conv(r, &p->downconv[i], zs_vae_name(q, "encoder.down_blocks.%d.downsamplers.0.conv.", i), ch, ch, 3));
         prev = ch;
     }
-    ZS_TRY(reg_resnet(r, &p->mid[0], "encoder.mid_block.resnets.0.", cm, cm));
+    ZS_TRY(zs_vae_reg_resnet(r, &p->mid[0], "encoder.mid_block.resnets.0.", cm, cm));
     if (c->mid_block_add_attention) {
-        const char *pre = "encoder.mid_block.attentions.0.";
-        zs_vae_pair *l[4] = {&p->attn.q, &p->attn.k, &p->attn.v, &p->attn.out};
-        const char *ln[4] = {"to_q.", "to_k.", "to_v.", "to_out.0."};
-        ZS_TRY(reg_norm(r, &p->attn.norm, nm(q, "%sgroup_norm.", pre), cm));
-        for (int k = 0; k < 4; k++) ZS_TRY(reg_linear(r, l[k], nm(q, "%s%s", pre, ln[k]), cm));
+        ZS_TRY(zs_vae_reg_attn(r, &p->attn, "encoder.mid_block.attentions.0.", cm));
     }
-    ZS_TRY(reg_resnet(r, &p->mid[1], "encoder.mid_block.resnets.1.", cm, cm));
-    ZS_TRY(reg_norm(r, &p->norm_out, "encoder.conv_norm_out.", cm));
-    ZS_TRY(reg_conv(r, &p->conv_out, "encoder.conv_out.", z2, cm, 3));
-    return reg_conv(r, &p->quant_conv, "quant_conv.", z2, z2, 1);
+    ZS_TRY(zs_vae_reg_resnet(r, &p->mid[1], "encoder.mid_block.resnets.1.", cm, cm));
+    ZS_TRY(zs_vae_reg_norm(r, &p->norm_out, "encoder.conv_norm_out.", cm));
+    ZS_TRY(zs_vae_reg_conv(r, &p->conv_out, "encoder.conv_out.", z2, cm, 3));
+    return zs_vae_reg_conv(r, &p->quant_conv, "quant_conv.", z2, z2, 1);
 }
 
 zs_status zs_sd_vae_enc_init(zs_sd_vae_enc *e, const zs_sd_vae_config *c, zs_device dev, zs_dtype dt) {
@@ -111,7 +52,7 @@ zs_status zs_sd_vae_enc_init(zs_sd_vae_enc *e, const zs_sd_vae_config *c, zs_dev
     zs_arena m;
     zs_sd_vae_enc_params tmp;
     zs_arena_measure(&m, "vae enc params", dev);
-    reg r = {&m, dt, 0, NULL, NULL};
+    zs_vae_reg r = {&m, dt, 0, NULL, NULL};
     zs_status s = layout_params(&r, &tmp, c);
     if (!s) {
         e->n_params = r.n;
@@ -121,7 +62,7 @@ zs_status zs_sd_vae_enc_init(zs_sd_vae_enc *e, const zs_sd_vae_config *c, zs_dev
     }
     if (!s) s = zs_arena_init(&e->params, "vae enc params", dev, m.peak + ZS_ARENA_ALIGN);
     if (!s) {
-        reg r2 = {&e->params, dt, 0, e->names, e->ptab};
+        zs_vae_reg r2 = {&e->params, dt, 0, e->names, e->ptab};
         s = layout_params(&r2, &e->p, c);
     }
     if (s) zs_sd_vae_enc_free(e);
@@ -224,65 +165,38 @@ static zs_status stats(pass *ps, zs_tensor *t) {
     int64_t sh[2] = {ps->B, ps->e->cfg.norm_num_groups};
     return zs_arena_tensor(ps->ar, t, ZS_F32, 2, sh, "vae enc gn stats");
 }
-static zs_status flat(zs_tensor *o, const zs_tensor *t, int64_t rows, int64_t cols) {
-    int64_t sh[2] = {rows, cols};
-    return zs_view(o, t, 0, 2, sh);
-}
-
+// The shared blocks (models/sd_vae_blocks.c) on temporaries carved after `out`, released
+// once the block is done (only block outputs are kept: no backward here).
 static zs_status resnet(pass *ps, const zs_vae_resnet *p, const zs_tensor *x, zs_tensor *out) {
-    int G = ps->e->cfg.norm_num_groups;
     int64_t h = x->shape[2], w = x->shape[3];
     ZS_TRY(act4(ps, out, p->cout, h, w, "vae enc resnet out"));
     size_t mark = zs_arena_mark(ps->ar);
-    zs_tensor n1, c1, n2, sc, mean, rstd;
-    ZS_TRY(act4(ps, &n1, p->cin, h, w, "vae enc resnet n1"));
-    ZS_TRY(act4(ps, &c1, p->cout, h, w, "vae enc resnet c1"));
-    ZS_TRY(act4(ps, &n2, p->cout, h, w, "vae enc resnet n2"));
-    ZS_TRY(stats(ps, &mean));
-    ZS_TRY(stats(ps, &rstd));
-    K(zs_groupnorm_fwd(&n1, &mean, &rstd, x, &p->norm1.w, &p->norm1.b, G, ENC_EPS, 1));
-    K(zs_conv2d_fwd(&c1, &n1, &p->conv1.w, &p->conv1.b, &P3));
-    K(zs_groupnorm_fwd(&n2, &mean, &rstd, &c1, &p->norm2.w, &p->norm2.b, G, ENC_EPS, 1));
-    K(zs_conv2d_fwd(out, &n2, &p->conv2.w, &p->conv2.b, &P3));
-    if (p->cin != p->cout) {
-        ZS_TRY(act4(ps, &sc, p->cout, h, w, "vae enc resnet shortcut"));
-        K(zs_conv2d_fwd(&sc, x, &p->shortcut.w, &p->shortcut.b, &P1));
-        K(zs_add_fwd(out, out, &sc));
-    } else {
-        K(zs_add_fwd(out, out, x));
-    }
+    zs_vae_resnet_acts k = {.x = x, .out = *out};
+    ZS_TRY(act4(ps, &k.n1, p->cin, h, w, "vae enc resnet n1"));
+    ZS_TRY(act4(ps, &k.c1, p->cout, h, w, "vae enc resnet c1"));
+    ZS_TRY(act4(ps, &k.n2, p->cout, h, w, "vae enc resnet n2"));
+    ZS_TRY(stats(ps, &k.mean1));
+    ZS_TRY(stats(ps, &k.rstd1));
+    k.mean2 = k.mean1, k.rstd2 = k.rstd1;  // not kept for a backward: share them
+    if (p->cin != p->cout) ZS_TRY(act4(ps, &k.sc, p->cout, h, w, "vae enc resnet shortcut"));
+    K(zs_vae_resnet_fwd(p, &k, ps->e->cfg.norm_num_groups));
     zs_arena_reset(ps->ar, mark);
     return ZS_OK;
 }
 
 static zs_status attention(pass *ps, const zs_vae_attn *p, const zs_tensor *x, zs_tensor *out) {
-    int64_t C = x->shape[1], h = x->shape[2], w = x->shape[3], N = ps->B * h * w;
+    int64_t C = x->shape[1], h = x->shape[2], w = x->shape[3];
     int64_t tok[3] = {ps->B, h * w, C}, lsh[3] = {ps->B, 1, h * w};
     ZS_TRY(act4(ps, out, C, h, w, "vae enc attn out"));
     size_t mark = zs_arena_mark(ps->ar);
-    zs_tensor xn, mean, rstd, t, q, k, v, o, pr, lse, t2, q2, k2, v2, o2, p2;
-    ZS_TRY(act4(ps, &xn, C, h, w, "vae enc attn norm"));
-    ZS_TRY(stats(ps, &mean));
-    ZS_TRY(stats(ps, &rstd));
-    zs_tensor *tt[6] = {&t, &q, &k, &v, &o, &pr};
+    zs_vae_attn_acts t = {.out = *out};
+    ZS_TRY(act4(ps, &t.xn, C, h, w, "vae enc attn norm"));
+    ZS_TRY(stats(ps, &t.mean));
+    ZS_TRY(stats(ps, &t.rstd));
+    zs_tensor *tt[6] = {&t.t, &t.q, &t.k, &t.v, &t.o, &t.p};
     for (int i = 0; i < 6; i++) ZS_TRY(zs_arena_tensor(ps->ar, tt[i], ps->e->dtype, 3, tok, "vae enc attn tokens"));
-    ZS_TRY(zs_arena_tensor(ps->ar, &lse, ZS_F32, 3, lsh, "vae enc attn lse"));
-    ZS_TRY(flat(&t2, &t, N, C));
-    ZS_TRY(flat(&q2, &q, N, C));
-    ZS_TRY(flat(&k2, &k, N, C));
-    ZS_TRY(flat(&v2, &v, N, C));
-    ZS_TRY(flat(&o2, &o, N, C));
-    ZS_TRY(flat(&p2, &pr, N, C));
-    zs_attn_params ap = {1, 1.0f / sqrtf((float)C), 0};
-    K(zs_groupnorm_fwd(&xn, &mean, &rstd, x, &p->norm.w, &p->norm.b, ps->e->cfg.norm_num_groups, ENC_EPS, 0));
-    K(zs_patchify_fwd(&t, &xn, 1));  // NCHW -> [B, HW, C]
-    K(zs_linear_fwd(&q2, &t2, &p->q.w, &p->q.b));
-    K(zs_linear_fwd(&k2, &t2, &p->k.w, &p->k.b));
-    K(zs_linear_fwd(&v2, &t2, &p->v.w, &p->v.b));
-    K(zs_attention_fwd(&o, &lse, &q, &k, &v, &ap));
-    K(zs_linear_fwd(&p2, &o2, &p->out.w, &p->out.b));
-    K(zs_memcpy(out->data, out->device, x->data, x->device, zs_nbytes(x)));
-    K(zs_patchify_bwd(out, &pr, 1));  // out = x + tokens -> NCHW
+    ZS_TRY(zs_arena_tensor(ps->ar, &t.lse, ZS_F32, 3, lsh, "vae enc attn lse"));
+    K(zs_vae_attn_fwd(p, &t, x, ps->e->cfg.norm_num_groups));
     zs_arena_reset(ps->ar, mark);
     return ZS_OK;
 }
@@ -339,7 +253,7 @@ static zs_status run(pass *ps, const zs_tensor *image, zs_tensor *moments) {
     ZS_TRY(stats(ps, &mean));
     ZS_TRY(stats(ps, &rstd));
     ZS_TRY(act4(ps, &cout, 2 * c->latent_channels, h, w, "vae enc conv_out"));
-    K(zs_groupnorm_fwd(&nout, &mean, &rstd, &mid1, &p->norm_out.w, &p->norm_out.b, c->norm_num_groups, ENC_EPS, 1));
+    K(zs_groupnorm_fwd(&nout, &mean, &rstd, &mid1, &p->norm_out.w, &p->norm_out.b, c->norm_num_groups, ZS_VAE_EPS, 1));
     K(zs_conv2d_fwd(&cout, &nout, &p->conv_out.w, &p->conv_out.b, &P3));
     K(zs_conv2d_fwd(moments, &cout, &p->quant_conv.w, &p->quant_conv.b, &P1));
     return ZS_OK;

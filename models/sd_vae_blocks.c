@@ -1,0 +1,108 @@
+#include "models/sd_vae_blocks.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include "engine/backend.h"
+#include "kernels/attention.h"
+#include "kernels/conv.h"
+#include "kernels/groupnorm.h"
+#include "kernels/ops.h"
+#include "models/patchify.h"
+
+// ---- registration ------------------------------------------------------------------------------
+static zs_status reg_one(zs_vae_reg *r, zs_tensor *t, int ndim, const int64_t *sh, const char *prefix,
+                         const char *leaf) {
+    if (r->names) {
+        snprintf(r->names[r->n], ZS_SD_VAE_NAME, "%s%s", prefix, leaf);
+        r->tab[r->n] = t;
+    }
+    ZS_TRY(zs_arena_tensor(r->a, t, r->dt, ndim, sh, r->names ? r->names[r->n] : "vae param"));
+    r->n++;
+    return ZS_OK;
+}
+
+const char *zs_vae_name(char *q, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, ZS_SD_VAE_NAME, fmt, ap);
+    va_end(ap);
+    return q;
+}
+
+// conv [o, i, k, k] + bias [o]
+zs_status zs_vae_reg_conv(zs_vae_reg *r, zs_vae_pair *p, const char *prefix, int64_t o, int64_t i, int64_t k) {
+    int64_t sh[4] = {o, i, k, k};
+    ZS_TRY(reg_one(r, &p->w, 4, sh, prefix, "weight"));
+    return reg_one(r, &p->b, 1, &o, prefix, "bias");
+}
+
+zs_status zs_vae_reg_norm(zs_vae_reg *r, zs_vae_pair *p, const char *prefix, int64_t c) {
+    ZS_TRY(reg_one(r, &p->w, 1, &c, prefix, "weight"));
+    return reg_one(r, &p->b, 1, &c, prefix, "bias");
+}
+
+zs_status zs_vae_reg_resnet(zs_vae_reg *r, zs_vae_resnet *p, const char *prefix, int cin, int cout) {
+    char q[ZS_SD_VAE_NAME];
+    p->cin = cin, p->cout = cout;
+    ZS_TRY(zs_vae_reg_norm(r, &p->norm1, zs_vae_name(q, "%snorm1.", prefix), cin));
+    ZS_TRY(zs_vae_reg_conv(r, &p->conv1, zs_vae_name(q, "%sconv1.", prefix), cout, cin, 3));
+    ZS_TRY(zs_vae_reg_norm(r, &p->norm2, zs_vae_name(q, "%snorm2.", prefix), cout));
+    ZS_TRY(zs_vae_reg_conv(r, &p->conv2, zs_vae_name(q, "%sconv2.", prefix), cout, cout, 3));
+    if (cin != cout) ZS_TRY(zs_vae_reg_conv(r, &p->shortcut, zs_vae_name(q, "%sconv_shortcut.", prefix), cout, cin, 1));
+    return ZS_OK;
+}
+
+zs_status zs_vae_reg_attn(zs_vae_reg *r, zs_vae_attn *p, const char *prefix, int64_t c) {
+    char q[ZS_SD_VAE_NAME];
+    zs_vae_pair *l[4] = {&p->q, &p->k, &p->v, &p->out};
+    const char *ln[4] = {"to_q.", "to_k.", "to_v.", "to_out.0."};
+    int64_t sh[2] = {c, c};
+    ZS_TRY(zs_vae_reg_norm(r, &p->norm, zs_vae_name(q, "%sgroup_norm.", prefix), c));
+    for (int k = 0; k < 4; k++) {  // linear [c, c] + bias [c]
+        zs_vae_name(q, "%s%s", prefix, ln[k]);
+        ZS_TRY(reg_one(r, &l[k]->w, 2, sh, q, "weight"));
+        ZS_TRY(reg_one(r, &l[k]->b, 1, &c, q, "bias"));
+    }
+    return ZS_OK;
+}
+
+// ---- forward -----------------------------------------------------------------------------------
+static const zs_conv2d_params P1 = {1, 1, 0, 0, 1}, P3 = {1, 1, 1, 1, 1};
+
+zs_status zs_vae_resnet_fwd(const zs_vae_resnet *p, zs_vae_resnet_acts *k, int G) {
+    ZS_TRY(zs_groupnorm_fwd(&k->n1, &k->mean1, &k->rstd1, k->x, &p->norm1.w, &p->norm1.b, G, ZS_VAE_EPS, 1));
+    ZS_TRY(zs_conv2d_fwd(&k->c1, &k->n1, &p->conv1.w, &p->conv1.b, &P3));
+    ZS_TRY(zs_groupnorm_fwd(&k->n2, &k->mean2, &k->rstd2, &k->c1, &p->norm2.w, &p->norm2.b, G, ZS_VAE_EPS, 1));
+    ZS_TRY(zs_conv2d_fwd(&k->out, &k->n2, &p->conv2.w, &p->conv2.b, &P3));
+    if (p->cin != p->cout) {
+        ZS_TRY(zs_conv2d_fwd(&k->sc, k->x, &p->shortcut.w, &p->shortcut.b, &P1));
+        return zs_add_fwd(&k->out, &k->out, &k->sc);
+    }
+    return zs_add_fwd(&k->out, &k->out, k->x);
+}
+
+static zs_status flat(zs_tensor *o, const zs_tensor *t, int64_t rows, int64_t cols) {
+    int64_t sh[2] = {rows, cols};
+    return zs_view(o, t, 0, 2, sh);
+}
+
+zs_status zs_vae_attn_fwd(const zs_vae_attn *p, zs_vae_attn_acts *t, const zs_tensor *x, int G) {
+    int64_t N = t->t.shape[0] * t->t.shape[1], C = t->t.shape[2];
+    ZS_TRY(zs_groupnorm_fwd(&t->xn, &t->mean, &t->rstd, x, &p->norm.w, &p->norm.b, G, ZS_VAE_EPS, 0));
+    ZS_TRY(zs_patchify_fwd(&t->t, &t->xn, 1));  // NCHW -> [B, HW, C]
+    zs_tensor t2, q2, k2, v2, o2, p2;
+    ZS_TRY(flat(&t2, &t->t, N, C));
+    ZS_TRY(flat(&q2, &t->q, N, C));
+    ZS_TRY(flat(&k2, &t->k, N, C));
+    ZS_TRY(flat(&v2, &t->v, N, C));
+    ZS_TRY(flat(&o2, &t->o, N, C));
+    ZS_TRY(flat(&p2, &t->p, N, C));
+    ZS_TRY(zs_linear_fwd(&q2, &t2, &p->q.w, &p->q.b));
+    ZS_TRY(zs_linear_fwd(&k2, &t2, &p->k.w, &p->k.b));
+    ZS_TRY(zs_linear_fwd(&v2, &t2, &p->v.w, &p->v.b));
+    zs_attn_params ap = {1, 1.0f / sqrtf((float)C), 0};  // one head of width C
+    ZS_TRY(zs_attention_fwd(&t->o, &t->lse, &t->q, &t->k, &t->v, &ap));
+    ZS_TRY(zs_linear_fwd(&p2, &o2, &p->out.w, &p->out.b));
+    ZS_TRY(zs_memcpy(t->out.data, t->out.device, x->data, x->device, zs_nbytes(x)));
+    return zs_patchify_bwd(&t->out, &t->p, 1);  // out = x + [B, HW, C] -> NCHW
+}

@@ -1,0 +1,32 @@
+// Building blocks shared by the VAE decoder (models/sd_vae.c) and encoder
+// (models/sd_vae_enc.c): parameter registration in diffusers naming, and the forward of
+// ResnetBlock2D and the mid-block attention (structs and diagrams in models/sd_vae.h).
+#ifndef ZS_SD_VAE_BLOCKS_H
+#define ZS_SD_VAE_BLOCKS_H
+#include "models/sd_vae.h"
+
+#define ZS_VAE_EPS 1e-6f  // every AutoencoderKL group norm
+
+// Lays parameters out in an arena, in the plan's slot order; with names set it also records
+// each parameter's name and tensor (names == NULL: measuring / counting only).
+typedef struct {
+    zs_arena *a;
+    zs_dtype dt;
+    int n;                            // parameters laid out so far
+    char (*names)[ZS_SD_VAE_NAME];
+    zs_tensor **tab;
+} zs_vae_reg;
+
+// q (ZS_SD_VAE_NAME chars) = the formatted name; returns q.
+const char *zs_vae_name(char *q, const char *fmt, ...) ZS_PRINTF(2, 3);
+zs_status zs_vae_reg_conv(zs_vae_reg *r, zs_vae_pair *p, const char *prefix, int64_t o, int64_t i, int64_t k);
+zs_status zs_vae_reg_norm(zs_vae_reg *r, zs_vae_pair *p, const char *prefix, int64_t c);
+zs_status zs_vae_reg_resnet(zs_vae_reg *r, zs_vae_resnet *p, const char *prefix, int cin, int cout);
+// The mid-block attention "<prefix>group_norm.", "to_q." ... "to_out.0." (width c).
+zs_status zs_vae_reg_attn(zs_vae_reg *r, zs_vae_attn *p, const char *prefix, int64_t c);
+
+// k->x and every tensor of k set up (shapes as in zs_vae_resnet_acts); G groups.
+zs_status zs_vae_resnet_fwd(const zs_vae_resnet *p, zs_vae_resnet_acts *k, int G);
+// t's forward tensors (xn, mean, rstd, t, q, k, v, o, lse, p, out) set up; out = x + attn(x).
+zs_status zs_vae_attn_fwd(const zs_vae_attn *p, zs_vae_attn_acts *t, const zs_tensor *x, int G);
+#endif
