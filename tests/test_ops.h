@@ -9,6 +9,7 @@
 
 zt_result zt_fd_family(const zt_op_family *f);   // FD, accumulation, full writes, guards (CPU)
 zt_result zt_gpu_family(const zt_op_family *f);  // CUDA vs CPU in F32 / BF16 / F16, guards
+zt_result zt_cuda_bwd_twice_same(const zt_op_case *c);  // two CUDA backward runs: identical bits
 
 // Reference fixtures (tests/ref_fixtures.c): tensors "<case>.<role>".
 const zs_st_entry *zt_ref_find(const zs_st *st, const char *cs, const char *role);

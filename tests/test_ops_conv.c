@@ -268,32 +268,6 @@ TEST(ops_ref_conv) {
 // ---- CUDA determinism ---------------------------------------------------------------------
 // Backward twice from zero: identical bits (deterministic cuDNN algorithms, channel sums
 // without atomics).
-static zt_result twice_same(const zt_op_case *c) {
-    zt_op_inst d;
-    CHECK_OK(zt_op_alloc(&d, c, ZS_CUDA, ZS_F32, 0));
-    int64_t tot = 0;
-    for (int i = 0; i < d.nin; i++) tot += zs_numel(&d.din[i]);
-    float *a = malloc((size_t)tot * 8 + 8);
-    zt_result r = ZT_FAIL;
-    zs_status s = a ? ZS_OK : ZS_ERR(ZS_ENOMEM, "oom");
-    if (!s) s = zt_op_fill(&d, 11);
-    for (int pass = 0; pass < 2 && !s; pass++) {
-        if (!s) s = zt_op_zero_grads(&d);
-        if (!s) s = zt_op_backward(&d);
-        float *q = a + pass * tot;
-        for (int i = 0; i < d.nin && !s; i++) {
-            s = zt_to_host_f32(&d.din[i], q);
-            q += zs_numel(&d.din[i]);
-        }
-    }
-    if (s) zt_note(__FILE__, __LINE__, "%s: %s", c->name, zs_errmsg());
-    else if (memcmp(a, a + tot, (size_t)tot * 4)) zt_note(__FILE__, __LINE__, "%s: two backward runs differ", c->name);
-    else r = ZT_PASS;
-    free(a);
-    zt_op_free(&d);
-    return r;
-}
-
 GPU_TEST(ops_cuda_conv_deterministic) {
     static const zt_op_case cs[] = {
         ZT_CONV_CASE("det_conv_3x3_64_56", ZT_CASE_TEST, 4, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1),
@@ -301,6 +275,6 @@ GPU_TEST(ops_cuda_conv_deterministic) {
         ZT_BN_CASE("det_bn_8x256x56", ZT_CASE_TEST, 8, 256, 56, 56, 1e-5f),
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
-        if (twice_same(&cs[i]) != ZT_PASS) return ZT_FAIL;
+        if (zt_cuda_bwd_twice_same(&cs[i]) != ZT_PASS) return ZT_FAIL;
     return ZT_PASS;
 }

@@ -294,39 +294,12 @@ GPU_TEST(ops_cuda_timestep) {
 }
 
 // ---- CUDA determinism ---------------------------------------------------------------------
-static zt_result twice_same(const zt_op_case *c) {
-    zt_op_inst d;
-    CHECK_OK(zt_op_alloc(&d, c, ZS_CUDA, ZS_F32, 0));
-    int64_t tot = 0;
-    for (int i = 0; i < d.nin; i++) tot += zs_numel(&d.din[i]);
-    float *a = malloc((size_t)tot * 8 + 8);
-    zt_result r = ZT_FAIL;
-    zs_status s = a ? ZS_OK : ZS_ERR(ZS_ENOMEM, "oom");
-    if (!s) s = zt_op_fill(&d, 11);
-    if (!s) s = zt_op_forward(&d);
-    for (int pass = 0; pass < 2 && !s; pass++) {
-        if (!s) s = zt_op_zero_grads(&d);
-        if (!s) s = zt_op_backward(&d);
-        float *q = a + pass * tot;
-        for (int i = 0; i < d.nin && !s; i++) {
-            s = zt_to_host_f32(&d.din[i], q);
-            q += zs_numel(&d.din[i]);
-        }
-    }
-    if (s) zt_note(__FILE__, __LINE__, "%s: %s", c->name, zs_errmsg());
-    else if (memcmp(a, a + tot, (size_t)tot * 4)) zt_note(__FILE__, __LINE__, "%s: two backward runs differ", c->name);
-    else r = ZT_PASS;
-    free(a);
-    zt_op_free(&d);
-    return r;
-}
-
 GPU_TEST(ops_cuda_unet_deterministic) {
     static const zt_op_case cs[] = {
         ZT_GN_CASE("det_gn_silu_4x320x64x64", ZT_CASE_TEST, 4, 320, 64, 64, 32, 1, 1e-5f),
         ZT_UP_CASE("det_up_2x640x35_to_70", ZT_CASE_TEST, 2, 640, 35, 35, 70, 70),
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
-        if (twice_same(&cs[i]) != ZT_PASS) return ZT_FAIL;
+        if (zt_cuda_bwd_twice_same(&cs[i]) != ZT_PASS) return ZT_FAIL;
     return ZT_PASS;
 }
