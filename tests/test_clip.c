@@ -7,85 +7,13 @@
 #include <string.h>
 #include "engine/backend.h"
 #include "models/clip.h"
+#include "tests/clip_ref.h"
 #include "tests/test.h"
 
-#define TOL 1e-4
-#define GRAD_FLOOR 1e-3
 
-typedef struct {
-    zs_st *ref;
-    double worst_out, worst_grad;
-    const char *worst_out_name;
-    char worst_grad_name[200];
-    int n_out, n_grad;
-} ctx_t;
-
-static float *ref_f32(zs_st *r, const char *name, int64_t *n) {
-    const zs_st_entry *e = zs_st_find(r, name);
-    if (!e) return NULL;
-    *n = zs_st_numel(e);
-    float *b = malloc((size_t)(*n ? *n : 1) * sizeof(float));
-    if (b && zs_st_read_f32(r, name, b, *n)) free(b), b = NULL;
-    return b;
-}
-
-static int32_t *ref_ids(zs_st *r, const char *name, int64_t *B, int64_t *L) {
-    const zs_st_entry *e = zs_st_find(r, name);
-    if (!e || e->dtype != ZS_I64 || e->ndim != 2) return NULL;
-    *B = e->shape[0], *L = e->shape[1];
-    int32_t *ids = malloc((size_t)(*B * *L) * sizeof *ids);
-    const unsigned char *p = e->data;
-    for (int64_t i = 0; ids && i < *B * *L; i++) {
-        int64_t v;
-        memcpy(&v, p + i * 8, 8);
-        ids[i] = (int32_t)v;
-    }
-    return ids;
-}
-
-// Compares n floats with a stored tensor (which must exist when `need`); 0 on failure.
-static int cmp(ctx_t *c, const char *name, const float *got, int64_t n, int need, int grad) {
-    int64_t m = 0;
-    float *r = ref_f32(c->ref, name, &m);
-    if (!r) {
-        if (need) zt_note(__FILE__, __LINE__, "reference has no %s", name);
-        return !need;
-    }
-    if (m != n) {
-        zt_note(__FILE__, __LINE__, "%s: %lld elements, reference %lld", name, (long long)n, (long long)m);
-        free(r);
-        return 0;
-    }
-    double floor = grad ? GRAD_FLOOR : 1e-6;
-    size_t ln = strlen(name);
-    if (grad && ln > 11 && !strcmp(name + ln - 11, "k_proj.bias")) {
-        // mathematically zero (rounding only): the floor is the q bias gradient's norm
-        char q[256];
-        int64_t qn = 0;
-        snprintf(q, sizeof q, "%.*sq_proj.bias", (int)(ln - 11), name);
-        float *qr = ref_f32(c->ref, q, &qn);
-        double s2 = 0;
-        for (int64_t i = 0; qr && i < qn; i++) s2 += (double)qr[i] * qr[i];
-        free(qr);
-        if (sqrt(s2) > floor) floor = sqrt(s2);
-    }
-    double e = zt_rel_err(got, r, n, floor);
-    free(r);
-    if (grad) {
-        c->n_grad++;
-        if (e > c->worst_grad) c->worst_grad = e, snprintf(c->worst_grad_name, sizeof c->worst_grad_name, "%s", name);
-    } else {
-        c->n_out++;
-        if (e > c->worst_out) c->worst_out = e, c->worst_out_name = name;
-    }
-    if (!(e <= TOL)) {
-        zt_note(__FILE__, __LINE__, "%s: relative error %.3e > %.0e", name, e, TOL);
-        return 0;
-    }
-    return 1;
-}
+typedef zt_clip_ctx ctx_t;
 static int cmp_t(ctx_t *c, const char *name, const zs_tensor *t, int need) {
-    return cmp(c, name, t->data, zs_numel(t), need, 0);
+    return zt_clip_cmp(c, name, t->data, zs_numel(t), need, 0);
 }
 
 typedef struct {
@@ -112,7 +40,7 @@ static zt_result run_case(const clip_case *k) {
     // ---- forward ----
     if (has_t) {
         zs_clip_text *t = &m->t;
-        ids = ref_ids(c.ref, "input_ids", &B, &L);
+        ids = zt_clip_ref_ids(c.ref, "input_ids", &B, &L);
         CHECK(ids, "no input_ids");
         CHECK_OK(zs_clip_text_setup(t, B, L, 1));
         zs_clip_text_in in = {ids, NULL, 0, 1};
@@ -124,7 +52,7 @@ static zt_result run_case(const clip_case *k) {
         ok &= cmp_t(&c, t->cfg.out_layer == t->cfg.layers ? "text.last_hidden_state" : "text.penultimate_ln", &t->a.tokens, 1);
         ok &= cmp_t(&c, "text.pooled", &t->a.pooled, 1);
         if (t->cfg.embed) ok &= cmp_t(&c, "text_features", &t->a.features, 1);
-        float *pi = ref_f32(c.ref, "text.pool_index", &n);  // I64 is not float: compare by hand
+        float *pi = zt_clip_ref_f32(c.ref, "text.pool_index", &n);  // I64 is not float: compare by hand
         free(pi);
         const zs_st_entry *pe = zs_st_find(c.ref, "text.pool_index");
         for (int64_t b = 0; pe && b < B; b++) {
@@ -138,7 +66,7 @@ static zt_result run_case(const clip_case *k) {
         zs_clip_vision *v = &m->v;
         const zs_st_entry *ie = zs_st_find(c.ref, "image");
         CHECK(ie && ie->ndim == 4, "no image");
-        img = ref_f32(c.ref, "image", &n);
+        img = zt_clip_ref_f32(c.ref, "image", &n);
         Bi = ie->shape[0];
         CHECK_OK(zs_clip_vision_setup(v, Bi, 1));
         zs_tensor x = zs_tensor_make(img, ZS_F32, ZS_CPU, 4, ie->shape);
@@ -157,17 +85,17 @@ static zt_result run_case(const clip_case *k) {
         logits = malloc((size_t)(B * Bi) * sizeof(float));
         float *tn = malloc((size_t)(B * E) * sizeof(float)), *in = malloc((size_t)(Bi * E) * sizeof(float));
         CHECK_OK(zs_clip_logits(m, logits, tn, in));
-        ok &= cmp(&c, "logits_per_image", logits, B * Bi, 1, 0);
-        ok &= cmp(&c, "text_features_norm", tn, B * E, 1, 0);
-        ok &= cmp(&c, "image_features_norm", in, Bi * E, 1, 0);
+        ok &= zt_clip_cmp(&c, "logits_per_image", logits, B * Bi, 1, 0);
+        ok &= zt_clip_cmp(&c, "text_features_norm", tn, B * E, 1, 0);
+        ok &= zt_clip_cmp(&c, "image_features_norm", in, Bi * E, 1, 0);
         free(tn), free(in);
     }
     // ---- backward: the stored loss's upstream gradients ----
     CHECK_OK(zs_clip_grads(m));
     int64_t nr;
-    float *r_logits = ref_f32(c.ref, "loss.r_logits", &nr), *r_text = ref_f32(c.ref, "loss.r_text", &nr);
-    float *r_image = ref_f32(c.ref, "loss.r_image", &nr), *r_tokens = ref_f32(c.ref, "loss.r_tokens", &nr);
-    float *r_pooled = ref_f32(c.ref, "loss.r_pooled", &nr), *r_pen = ref_f32(c.ref, "loss.r_penultimate", &nr);
+    float *r_logits = zt_clip_ref_f32(c.ref, "loss.r_logits", &nr), *r_text = zt_clip_ref_f32(c.ref, "loss.r_text", &nr);
+    float *r_image = zt_clip_ref_f32(c.ref, "loss.r_image", &nr), *r_tokens = zt_clip_ref_f32(c.ref, "loss.r_tokens", &nr);
+    float *r_pooled = zt_clip_ref_f32(c.ref, "loss.r_pooled", &nr), *r_pen = zt_clip_ref_f32(c.ref, "loss.r_penultimate", &nr);
     if (has_t) dtf = calloc((size_t)(B * E), sizeof(float));
     if (has_v) dif = calloc((size_t)(Bi * E), sizeof(float));
     if (r_logits) CHECK_OK(zs_clip_logits_bwd(m, r_logits, dtf, dif));
@@ -185,7 +113,7 @@ static zt_result run_case(const clip_case *k) {
         zs_tensor dh = v->a.hidden[v->cfg.layers], dfeat = v->a.features, dx = zs_tensor_make(dimg, ZS_F32, ZS_CPU, 4, zs_st_find(c.ref, "image")->shape);
         dh.data = r_tokens, dfeat.data = dif;
         CHECK_OK(zs_clip_vision_bwd(v, (!has_t && r_tokens) ? &dh : NULL, NULL, (r_image || r_logits) ? &dfeat : NULL, &dx));
-        ok &= cmp(&c, "grad.image", dimg, n, 1, 1);
+        ok &= zt_clip_cmp(&c, "grad.image", dimg, n, 1, 1);
     }
     for (int i = 0; i < m->n_bind; i++) {
         const zs_clip_binding *b = &m->bind[i];
@@ -195,10 +123,10 @@ static zt_result run_case(const clip_case *k) {
         CHECK_OK(zs_clip_read_bound(m, i, 1, buf, ne));
         char gname[256];
         snprintf(gname, sizeof gname, "grad.%s", b->name);
-        ok &= cmp(&c, gname, buf, ne, b->entry.slot != ZS_SLOT_LOGIT_SCALE, 1);
+        ok &= zt_clip_cmp(&c, gname, buf, ne, b->entry.slot != ZS_SLOT_LOGIT_SCALE, 1);
     }
     printf("    %s: %d outputs, worst %.2e (%s); %d gradients, worst %.2e (%s)\n", k->model, c.n_out, c.worst_out,
-           c.worst_out_name ? c.worst_out_name : "-", c.n_grad, c.worst_grad, c.worst_grad_name);
+           c.worst_out_name[0] ? c.worst_out_name : "-", c.n_grad, c.worst_grad, c.worst_grad_name);
     free(r_logits), free(r_text), free(r_image), free(r_tokens), free(r_pooled), free(r_pen);
     free(ids), free(img), free(dimg), free(dtf), free(dif), free(logits), free(buf);
     zs_clip_free(m);
@@ -235,15 +163,15 @@ TEST(clip_openclip_rn_text_dualcoop) {
     CHECK(m->vision_resnet && m->n_unused > 0, "the ResNet tower should be listed as unused");
     zs_clip_text *t = &m->t;
     int64_t B, L, n, nr;
-    int32_t *ids = ref_ids(c.ref, "input_ids", &B, &L);
+    int32_t *ids = zt_clip_ref_ids(c.ref, "input_ids", &B, &L);
     CHECK_OK(zs_clip_text_setup(t, B, L, 1));
     zs_clip_text_in in = {ids, NULL, 0, 1};
     CHECK_OK(zs_clip_text_fwd(t, &in));
     int ok = cmp_t(&c, "text.last_hidden_state", &t->a.tokens, 1) & cmp_t(&c, "text_features", &t->a.features, 1);
     free(ids);
     // DualCoOp
-    ids = ref_ids(c.ref, "ctx.input_ids", &B, &L);
-    float *ctxv = ref_f32(c.ref, "ctx", &n), *r = ref_f32(c.ref, "ctx.r", &nr);
+    ids = zt_clip_ref_ids(c.ref, "ctx.input_ids", &B, &L);
+    float *ctxv = zt_clip_ref_f32(c.ref, "ctx", &n), *r = zt_clip_ref_f32(c.ref, "ctx.r", &nr);
     const zs_st_entry *ce = zs_st_find(c.ref, "ctx");
     CHECK(ids && ctxv && r && ce, "DualCoOp tensors missing");
     float *dctx = calloc((size_t)n, sizeof(float));
@@ -255,13 +183,13 @@ TEST(clip_openclip_rn_text_dualcoop) {
     int64_t E = t->a.features.shape[1];
     float *tn = malloc((size_t)(B * E) * sizeof(float)), *dtf = calloc((size_t)(B * E), sizeof(float));
     zs_l2norm_fwd(tn, t->a.features.data, B, E);
-    ok &= cmp(&c, "ctx.text_features_norm", tn, B * E, 1, 0);
+    ok &= zt_clip_cmp(&c, "ctx.text_features_norm", tn, B * E, 1, 0);
     zs_l2norm_bwd(dtf, r, t->a.features.data, B, E);
     CHECK_OK(zs_clip_grads(m));
     zs_tensor dfeat = t->a.features;
     dfeat.data = dtf;
     CHECK_OK(zs_clip_text_bwd(t, NULL, NULL, &dfeat, &dc));
-    ok &= cmp(&c, "grad.ctx", dctx, n, 1, 1);
+    ok &= zt_clip_cmp(&c, "grad.ctx", dctx, n, 1, 1);
     printf("    openclip-rn text + DualCoOp: %d outputs, worst %.2e (%s); grad.ctx %.2e\n", c.n_out, c.worst_out,
            c.worst_out_name, c.worst_grad);
     free(ids), free(ctxv), free(r), free(dctx), free(tn), free(dtf);
@@ -290,9 +218,9 @@ static zs_status run_on(zs_device dev, zs_dtype dt, zs_st *ref, dev_run *r) {
     zs_clip *m;
     ZS_TRY(zs_clip_load(&m, zt_fixture_path("clip/openclip-vit", mp, sizeof mp), &o));
     int64_t B, L, n;
-    int32_t *ids = ref_ids(ref, "input_ids", &B, &L);
-    float *img = ref_f32(ref, "image", &n), *rt = ref_f32(ref, "loss.r_text", &n), *ri = ref_f32(ref, "loss.r_image", &n);
-    float *rtok = ref_f32(ref, "loss.r_tokens", &n);
+    int32_t *ids = zt_clip_ref_ids(ref, "input_ids", &B, &L);
+    float *img = zt_clip_ref_f32(ref, "image", &n), *rt = zt_clip_ref_f32(ref, "loss.r_text", &n), *ri = zt_clip_ref_f32(ref, "loss.r_image", &n);
+    float *rtok = zt_clip_ref_f32(ref, "loss.r_tokens", &n);
     const zs_st_entry *ie = zs_st_find(ref, "image");
     zs_tensor x = {0}, dx = {0}, dtf = {0}, dif = {0}, dtok = {0}, himg = zs_tensor_make(img, ZS_F32, ZS_CPU, 4, ie->shape);
     zs_status s = zs_clip_text_setup(&m->t, B, L, 1);

@@ -9,80 +9,13 @@
 #include <unistd.h>
 #include "engine/backend.h"
 #include "models/clip.h"
+#include "tests/clip_ref.h"
 #include "tests/test.h"
 
-#define TOL 1e-4
-#define GRAD_FLOOR 1e-3
 #define MODEL "clip/openclip-rn"
 #define REF "clip/openclip-rn.reference.safetensors"
 
-typedef struct {
-    zs_st *ref;
-    double worst_out, worst_grad;
-    char worst_out_name[200], worst_grad_name[200];
-    int n_out, n_grad;
-} ctx_t;
-
-static float *ref_f32(zs_st *r, const char *name, int64_t *n) {
-    const zs_st_entry *e = zs_st_find(r, name);
-    if (!e) return NULL;
-    *n = zs_st_numel(e);
-    float *b = malloc((size_t)(*n ? *n : 1) * sizeof(float));
-    if (b && zs_st_read_f32(r, name, b, *n)) free(b), b = NULL;
-    return b;
-}
-
-static int32_t *ref_ids(zs_st *r, const char *name, int64_t *B, int64_t *L) {
-    const zs_st_entry *e = zs_st_find(r, name);
-    if (!e || e->dtype != ZS_I64 || e->ndim != 2) return NULL;
-    *B = e->shape[0], *L = e->shape[1];
-    int32_t *ids = malloc((size_t)(*B * *L) * sizeof *ids);
-    for (int64_t i = 0; ids && i < *B * *L; i++) {
-        int64_t v;
-        memcpy(&v, (const char *)e->data + i * 8, 8);
-        ids[i] = (int32_t)v;
-    }
-    return ids;
-}
-
-// Compares n floats with a stored tensor (which must exist when `need`); 0 on failure.
-static int cmp(ctx_t *c, const char *name, const float *got, int64_t n, int need, int grad) {
-    int64_t m = 0;
-    float *r = ref_f32(c->ref, name, &m);
-    if (!r) {
-        if (need) zt_note(__FILE__, __LINE__, "reference has no %s", name);
-        return !need;
-    }
-    if (m != n) {
-        zt_note(__FILE__, __LINE__, "%s: %lld elements, reference %lld", name, (long long)n, (long long)m);
-        free(r);
-        return 0;
-    }
-    double floor = grad ? GRAD_FLOOR : 1e-6;
-    size_t ln = strlen(name);
-    if (grad && ln > 11 && !strcmp(name + ln - 11, "k_proj.bias")) {
-        // mathematically zero (softmax ignores a constant shift): the floor is the q bias gradient's norm
-        char q[256];
-        int64_t qn = 0;
-        snprintf(q, sizeof q, "%.*sq_proj.bias", (int)(ln - 11), name);
-        float *qr = ref_f32(c->ref, q, &qn);
-        double s2 = 0;
-        for (int64_t i = 0; qr && i < qn; i++) s2 += (double)qr[i] * qr[i];
-        free(qr);
-        if (sqrt(s2) > floor) floor = sqrt(s2);
-    }
-    double e = zt_rel_err(got, r, n, floor);
-    free(r);
-    double *worst = grad ? &c->worst_grad : &c->worst_out;
-    char *wn = grad ? c->worst_grad_name : c->worst_out_name;
-    grad ? c->n_grad++ : c->n_out++;
-    if (e > *worst) *worst = e, snprintf(wn, 200, "%s", name);
-    if (!(e <= TOL)) {
-        zt_note(__FILE__, __LINE__, "%s: relative error %.3e > %.0e", name, e, TOL);
-        return 0;
-    }
-    return 1;
-}
+typedef zt_clip_ctx ctx_t;
 
 static int is_buffer(const char *name) {
     return strstr(name, "running_mean") || strstr(name, "running_var") || strstr(name, "num_batches_tracked");
@@ -104,35 +37,35 @@ static zt_result parity(const char *model_path, const zs_clip_opts *o, int check
     CHECK(m->vision_resnet && (m->towers & ZS_CLIP_VISION), "expected a ModifiedResNet vision tower");
     int ok = 1;
     int64_t B, L, n, nr, E = m->resnet.embed;
-    int32_t *ids = ref_ids(c.ref, "input_ids", &B, &L);
+    int32_t *ids = zt_clip_ref_ids(c.ref, "input_ids", &B, &L);
     CHECK(ids, "no input_ids");
     CHECK_OK(zs_clip_text_setup(&m->t, B, L, 1));
     zs_clip_text_in in = {ids, NULL, 0, 1};
     CHECK_OK(zs_clip_text_fwd(&m->t, &in));
-    if (check_text) ok &= cmp(&c, "text_features", m->t.a.features.data, B * E, 1, 0);
+    if (check_text) ok &= zt_clip_cmp(&c, "text_features", m->t.a.features.data, B * E, 1, 0);
     const zs_st_entry *ie = zs_st_find(c.ref, "image");
-    float *img = ref_f32(c.ref, "image", &n), *dimg = calloc((size_t)n, sizeof(float));
+    float *img = zt_clip_ref_f32(c.ref, "image", &n), *dimg = calloc((size_t)n, sizeof(float));
     int64_t Bi = ie->shape[0];
     zs_tensor x = zs_tensor_make(img, ZS_F32, ZS_CPU, 4, ie->shape), dx = zs_tensor_make(dimg, ZS_F32, ZS_CPU, 4, ie->shape);
     CHECK_OK(zs_clip_image_setup(m, Bi, 1));
     CHECK_OK(zs_clip_image_fwd(m, &x));
     zs_clip_resnet *r = &m->r;
-    ok &= cmp(&c, "image.stem", r->a.stem.data, zs_numel(&r->a.stem), 1, 0);
+    ok &= zt_clip_cmp(&c, "image.stem", r->a.stem.data, zs_numel(&r->a.stem), 1, 0);
     for (int s = 0; s < 4; s++) {
         char name[32];
         snprintf(name, sizeof name, "image.layer%d", s + 1);
-        ok &= cmp(&c, name, r->a.stage_out[s].data, zs_numel(&r->a.stage_out[s]), 1, 0);
+        ok &= zt_clip_cmp(&c, name, r->a.stage_out[s].data, zs_numel(&r->a.stage_out[s]), 1, 0);
     }
     zs_tensor *fi = zs_clip_image_features(m);
-    ok &= cmp(&c, "image_features", fi->data, zs_numel(fi), 1, 0);
+    ok &= zt_clip_cmp(&c, "image_features", fi->data, zs_numel(fi), 1, 0);
     float *logits = malloc((size_t)(B * Bi) * sizeof(float)), *inorm = malloc((size_t)(Bi * E) * sizeof(float));
     CHECK_OK(zs_clip_logits(m, logits, NULL, inorm));
-    ok &= cmp(&c, "logits_per_image", logits, B * Bi, 1, 0);
-    ok &= cmp(&c, "image_features_norm", inorm, Bi * E, 1, 0);
+    ok &= zt_clip_cmp(&c, "logits_per_image", logits, B * Bi, 1, 0);
+    ok &= zt_clip_cmp(&c, "image_features_norm", inorm, Bi * E, 1, 0);
     // backward of L = sum logits R_logits + text_features R_text + image_features R_image + tokens R_tokens
     CHECK_OK(zs_clip_grads(m));
-    float *r_logits = ref_f32(c.ref, "loss.r_logits", &nr), *r_text = ref_f32(c.ref, "loss.r_text", &nr);
-    float *r_image = ref_f32(c.ref, "loss.r_image", &nr), *r_tokens = ref_f32(c.ref, "loss.r_tokens", &nr);
+    float *r_logits = zt_clip_ref_f32(c.ref, "loss.r_logits", &nr), *r_text = zt_clip_ref_f32(c.ref, "loss.r_text", &nr);
+    float *r_image = zt_clip_ref_f32(c.ref, "loss.r_image", &nr), *r_tokens = zt_clip_ref_f32(c.ref, "loss.r_tokens", &nr);
     float *dtf = calloc((size_t)(B * E), sizeof(float)), *dif = calloc((size_t)(Bi * E), sizeof(float));
     CHECK_OK(zs_clip_logits_bwd(m, r_logits, dtf, dif));
     for (int64_t i = 0; i < B * E; i++) dtf[i] += r_text[i];
@@ -141,7 +74,7 @@ static zt_result parity(const char *model_path, const zs_clip_opts *o, int check
     dtok.data = r_tokens, dfeat.data = dtf, dimf.data = dif;
     CHECK_OK(zs_clip_text_bwd(&m->t, &dtok, NULL, &dfeat, NULL));
     CHECK_OK(zs_clip_image_bwd(m, &dimf, &dx));
-    ok &= cmp(&c, "grad.image", dimg, n, 1, 1);
+    ok &= zt_clip_cmp(&c, "grad.image", dimg, n, 1, 1);
     float *buf = NULL;
     int n_vis = 0, n_buf = 0;
     for (int i = 0; i < m->n_bind; i++) {
@@ -157,7 +90,7 @@ static zt_result parity(const char *model_path, const zs_clip_opts *o, int check
             continue;
         }
         n_vis += !strncmp(b->name, "visual.", 7);
-        ok &= cmp(&c, gname, buf, ne, 1, 1);
+        ok &= zt_clip_cmp(&c, gname, buf, ne, 1, 1);
     }
     CHECK(n_vis == 75, "compared %d visual gradients, the reference has 75", n_vis);
     printf("    %s: %d outputs, worst %.2e (%s); %d gradients (%d visual, grad.image incl.), worst %.2e (%s); %d BN buffers\n",
@@ -390,7 +323,7 @@ static zs_status hook_bwd(void *u, int block, zs_tensor *dx, const zs_tensor *dy
 static zs_status run_loss(zs_clip *m, zs_st *ref, double *loss, float *dimg) {
     int64_t n, nr;
     const zs_st_entry *ie = zs_st_find(ref, "image");
-    float *img = ref_f32(ref, "image", &n), *rim = ref_f32(ref, "loss.r_image", &nr);
+    float *img = zt_clip_ref_f32(ref, "image", &n), *rim = zt_clip_ref_f32(ref, "loss.r_image", &nr);
     zs_tensor x = zs_tensor_make(img, ZS_F32, ZS_CPU, 4, ie->shape), dx = zs_tensor_make(dimg, ZS_F32, ZS_CPU, 4, ie->shape);
     zs_status s = zs_clip_image_setup(m, ie->shape[0], 1);
     if (!s) s = zs_clip_image_fwd(m, &x);
@@ -458,7 +391,7 @@ TEST(clip_resnet_hook) {
     for (int64_t i = 0; i < n; i++) u[i] = (float)(d1[i] / sqrt(gn)), dir += (double)d1[i] * u[i];
     const zs_st_entry *ie = zs_st_find(ref, "image");
     int64_t ni;
-    img = ref_f32(ref, "image", &ni);
+    img = zt_clip_ref_f32(ref, "image", &ni);
     double fdi[2];
     for (int sgn = 0; sgn < 2; sgn++) {
         float *xi = malloc((size_t)n * sizeof(float));
@@ -466,7 +399,7 @@ TEST(clip_resnet_hook) {
         zs_tensor x = zs_tensor_make(xi, ZS_F32, ZS_CPU, 4, ie->shape);
         CHECK_OK(zs_clip_image_fwd(m, &x));
         int64_t nr;
-        float *rim = ref_f32(ref, "loss.r_image", &nr);
+        float *rim = zt_clip_ref_f32(ref, "loss.r_image", &nr);
         double l = 0;
         for (int64_t i = 0; i < nr; i++) l += (double)((float *)r->a.features.data)[i] * rim[i];
         fdi[sgn] = l;
@@ -531,7 +464,7 @@ static zs_status run_on(zs_device dev, zs_dtype dt, zs_st *ref, dev_run *r) {
     zs_clip *m;
     ZS_TRY(zs_clip_load(&m, zt_fixture_path(MODEL, mp, sizeof mp), &o));
     int64_t n, nr;
-    float *img = ref_f32(ref, "image", &n), *ri = ref_f32(ref, "loss.r_image", &nr);
+    float *img = zt_clip_ref_f32(ref, "image", &n), *ri = zt_clip_ref_f32(ref, "loss.r_image", &nr);
     const zs_st_entry *ie = zs_st_find(ref, "image");
     zs_tensor himg = zs_tensor_make(img, ZS_F32, ZS_CPU, 4, ie->shape), x = {0}, dx = {0}, dif = {0};
     zs_status s = zs_clip_image_setup(m, ie->shape[0], 1);
