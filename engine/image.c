@@ -6,9 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
+#include "fileio.h"
 
 // stb_image_write's implementation lives in Debian's libstb; its header declares it.
 #include <stb/stb_image_write.h>
+// Exported by libstb but declared only in the header's implementation part.
+unsigned char *stbi_write_png_to_mem(const unsigned char *pixels, int stride_bytes, int x, int y, int n, int *out_len);
 
 void zs_image_free(zs_image *img) {
     free(img->rgb);
@@ -207,25 +211,59 @@ zs_status zs_image_load(const char *path, zs_image *img) {
     return s;
 }
 
-zs_status zs_image_save_png(const char *path, const zs_image *img) {
+static void be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+// One tEXt chunk (ASCII value) or iTXt chunk (UTF-8 value, uncompressed), length + type + data + CRC.
+static uint8_t *text_chunk(const char *key, const char *val, size_t *len) {
+    size_t k = strlen(key), v = strlen(val), ascii = 1;
+    for (size_t i = 0; i < v; i++) ascii &= (unsigned char)val[i] < 0x80;
+    size_t d = ascii ? k + 1 + v : k + 5 + v;  // iTXt: key 0 flag method lang 0 tkey 0 text
+    uint8_t *c = malloc(d + 12);
+    if (!c) return NULL;
+    be32(c, (uint32_t)d);
+    memcpy(c + 4, ascii ? "tEXt" : "iTXt", 4);
+    uint8_t *q = c + 8;
+    memcpy(q, key, k), q += k, *q++ = 0;
+    if (!ascii) *q++ = 0, *q++ = 0, *q++ = 0, *q++ = 0;
+    memcpy(q, val, v);
+    be32(c + 8 + d, (uint32_t)crc32(crc32(0L, Z_NULL, 0), c + 4, (uInt)(d + 4)));
+    *len = d + 12;
+    return c;
+}
+
+zs_status zs_image_save_png_text(const char *path, const zs_image *img, const char *const *kv, int n_kv) {
     if (!img->rgb || img->w <= 0 || img->h <= 0) return ZS_ERR(ZS_EINVAL, "%s: empty image", path);
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp) return ZS_ERR(ZS_ENOMEM, "%s: path", path);
-    snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        free(tmp);
-        return ZS_ERR(ZS_EIO, "%s: cannot create a temp file beside it", path);
+    for (int i = 0; i < n_kv; i++) {
+        size_t k = strlen(kv[2 * i]);
+        if (k < 1 || k > 79) return ZS_ERR(ZS_EINVAL, "%s: PNG text key '%s' must have 1..79 bytes", path, kv[2 * i]);
     }
-    close(fd);
-    zs_status s = ZS_OK;
-    if (!stbi_write_png(tmp, img->w, img->h, 3, img->rgb, img->w * 3)) s = ZS_ERR(ZS_EIO, "%s: PNG write failed", path);
-    else if (rename(tmp, path) != 0) s = ZS_ERR(ZS_EIO, "%s: cannot rename the temp file into place", path);
-    if (s) remove(tmp);
-    free(tmp);
+    int len = 0;
+    uint8_t *png = stbi_write_png_to_mem(img->rgb, img->w * 3, img->w, img->h, 3, &len);
+    if (!png || len < 33) {
+        free(png);
+        return ZS_ERR(ZS_ENOMEM, "%s: PNG encoding failed", path);
+    }
+    // signature (8) + IHDR chunk (25) first, then the text chunks, then the rest (IDAT, IEND)
+    zs_iov *parts = calloc((size_t)n_kv + 2, sizeof *parts);
+    zs_status s = parts ? ZS_OK : ZS_ERR(ZS_ENOMEM, "%s", path);
+    if (!s) parts[0] = (zs_iov){png, 33};
+    for (int i = 0; i < n_kv && !s; i++) {
+        size_t cl = 0;
+        parts[i + 1].data = text_chunk(kv[2 * i], kv[2 * i + 1], &cl);
+        parts[i + 1].n = cl;
+        if (!parts[i + 1].data) s = ZS_ERR(ZS_ENOMEM, "%s: text chunk", path);
+    }
+    if (!s) parts[n_kv + 1] = (zs_iov){png + 33, (size_t)len - 33};
+    if (!s) s = zs_write_file_atomic(path, parts, n_kv + 2);
+    for (int i = 0; parts && i < n_kv; i++) free((void *)parts[i + 1].data);
+    free(parts);
+    free(png);
     return s;
 }
+
+zs_status zs_image_save_png(const char *path, const zs_image *img) { return zs_image_save_png_text(path, img, NULL, 0); }
 
 int zs_fuzz_image(const uint8_t *data, size_t size) {
     zs_image img;

@@ -19,8 +19,11 @@ typedef struct {
 // Reads a PNG or JPEG (sniffed from the first bytes). Errors name the file.
 zs_status zs_image_load(const char *path, zs_image *img);
 zs_status zs_image_load_mem(const uint8_t *buf, size_t n, const char *name, zs_image *img);
-// Writes an 8-bit RGB PNG at path via a temp file + rename.
+// Writes an 8-bit RGB PNG at path atomically (engine/fileio.h).
 zs_status zs_image_save_png(const char *path, const zs_image *img);
+// The same with n_kv text chunks after the header: kv = {key0, value0, key1, ...}; keys of 1..79
+// Latin-1 bytes; ASCII values go in tEXt chunks, others in iTXt (UTF-8).
+zs_status zs_image_save_png_text(const char *path, const zs_image *img, const char *const *kv, int n_kv);
 void zs_image_free(zs_image *img);
 
 // Fuzz entry: decodes data as an image file; always returns 0.

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <dirent.h>
 #include <unistd.h>
+#include <png.h>
+#include "engine/fileio.h"
 #include "engine/image.h"
 #include "test.h"
 #include "weights/safetensors.h"
@@ -87,6 +89,63 @@ TEST(image_png_write_roundtrip) {
     CHECK_OK(s);
     CHECK(same, "PNG round trip differs");
     CHECK(zs_image_save_png("/nonexistent/dir/x.png", &(zs_image){1, 1, (uint8_t[3]){0}}) == ZS_EIO, "bad dir");
+    return ZT_PASS;
+}
+
+// How many of the two kv pairs libpng finds in path's text chunks (pair 0 tEXt, pair 1 iTXt).
+static void count_text(const char *path, const char *const *kv, int *found, int *types_ok) {
+    FILE *f = fopen(path, "rb");
+    png_structp png = f ? png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (info && !setjmp(png_jmpbuf(png))) {
+        png_init_io(png, f);
+        png_read_info(png, info);
+        png_textp t;
+        int n = 0;
+        png_get_text(png, info, &t, &n);
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < 2; k++)
+                if (!strcmp(t[i].key, kv[2 * k]) && !strcmp(t[i].text, kv[2 * k + 1])) {
+                    (*found)++;
+                    *types_ok &= t[i].compression == (k ? PNG_ITXT_COMPRESSION_NONE : PNG_TEXT_COMPRESSION_NONE);
+                }
+    }
+    if (png) png_destroy_read_struct(&png, info ? &info : NULL, NULL);
+    if (f) fclose(f);
+}
+
+// Text chunks as libpng reads them back: an ASCII value in tEXt, a UTF-8 one in iTXt; the pixels
+// unchanged; an injected write failure leaves the previous file in place.
+TEST(image_png_text_chunks) {
+    zs_image a = {5, 3, malloc(5 * 3 * 3)}, b;
+    CHECK(a.rgb, "oom");
+    for (int i = 0; i < 5 * 3 * 3; i++) a.rgb[i] = (uint8_t)(i * 11);
+    char path[] = "/tmp/zsmlc_txt_XXXXXX.png";
+    int fd = mkstemps(path, 4);
+    CHECK(fd >= 0, "mkstemps");
+    close(fd);
+    const char *kv[4] = {"parameters", "a photo of a cat\nSteps: 3", "Comment", "caf\xc3\xa9 \xe2\x98\x95"};
+    zs_status s = zs_image_save_png_text(path, &a, kv, 2);
+    if (!s) s = zs_image_load(path, &b);
+    int same = !s && b.w == 5 && b.h == 3 && !memcmp(a.rgb, b.rgb, 5 * 3 * 3);
+    if (!s) zs_image_free(&b);
+    int found = 0, types_ok = 1;
+    if (!s) count_text(path, kv, &found, &types_ok);
+    zs_write_fault = 1;  // a failed write keeps the old file
+    zs_status s2 = zs_image_save_png_text(path, &(zs_image){1, 1, (uint8_t[3]){0}}, kv, 1);
+    zs_write_fault = 0;
+    zs_image c = {0};
+    zs_status s3 = zs_image_load(path, &c);
+    int kept = !s3 && c.w == 5;
+    zs_image_free(&c);
+    remove(path);
+    zs_image_free(&a);
+    CHECK_OK(s);
+    CHECK(same, "pixels differ after writing text chunks");
+    CHECK(found == 2 && types_ok, "text chunks: %d of 2 found, types %s", found, types_ok ? "ok" : "wrong");
+    CHECK(s2 == ZS_EIO && kept, "a failed write replaced the file");
+    const char *bad[2] = {"", "x"};
+    CHECK(zs_image_save_png_text(path, &(zs_image){1, 1, (uint8_t[3]){0}}, bad, 1) == ZS_EINVAL, "empty key accepted");
     return ZT_PASS;
 }
 

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "engine/backend.h"
+#include "engine/fileio.h"
 #include "test.h"
 #include "weights/layout.h"
 #include "weights/safetensors.h"
@@ -233,9 +234,9 @@ TEST(safetensors_atomic_write) {
     float x[18] = {1};
     zt_result r = ZT_FAIL;
     // 1. Failure after the temp file is written: target untouched, temp removed.
-    zs_st_write_fault = 1;
+    zs_write_fault = 1;
     zs_status s = write_set(path, ZS_F16, x, 18);
-    zs_st_write_fault = 0;
+    zs_write_fault = 0;
     REQ(s == ZS_EIO, "injected fault not reported");
     REQ(file_equals(path, "old contents"), "target changed by a failed write");
     REQ(count_tmp_files(dir) == 0, "temp file left behind");

@@ -93,7 +93,6 @@ zs_status zs_st_writer_meta(zs_st_writer *w, const char *key, const char *value)
 zs_status zs_st_writer_add(zs_st_writer *w, const char *name, const zs_tensor *t, zs_dtype store_dtype);
 zs_status zs_st_writer_save(zs_st_writer *w, const char *path);
 void zs_st_writer_free(zs_st_writer *w);
-// Tests only: when nonzero, zs_st_writer_save fails after writing the temp file.
-extern int zs_st_write_fault;
+// (Tests inject a failure between the write and the rename with zs_write_fault, engine/fileio.h.)
 
 #endif

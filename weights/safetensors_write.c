@@ -1,16 +1,12 @@
 // safetensors writer: tensors are copied (and converted) at add time; save writes a temp
 // file next to the target, fsyncs, renames. Output opens in the Python package unchanged.
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "engine/backend.h"
+#include "engine/fileio.h"
 #include "safetensors.h"
 
-int zs_st_write_fault;
 
 typedef struct {
     char *name;
@@ -154,18 +150,6 @@ static int cmp_store(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t k = write(fd, c, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 zs_status zs_st_writer_save(zs_st_writer *w, const char *path) {
     if (w->n > 1) qsort(w->t, (size_t)w->n, sizeof *w->t, cmp_store);
     sbuf h = {0};
@@ -197,39 +181,15 @@ zs_status zs_st_writer_save(zs_st_writer *w, const char *path) {
     while (h.n % 8) puts_(&h, " ");  // the Python writer pads to 8 so the data stays aligned
     if (h.oom) { free(h.p); return ZS_ERR(ZS_ENOMEM, "%s: header", path); }
 
-    size_t tn = strlen(path) + 16;
-    char *tmp = malloc(tn);
-    if (!tmp) { free(h.p); return ZS_ERR(ZS_ENOMEM, "%s", path); }
-    snprintf(tmp, tn, "%s.tmp.XXXXXX", path);  // same folder: rename stays atomic
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        zs_status s = ZS_ERR(ZS_EIO, "%s: cannot create temp file %s: %m", path, tmp);
-        free(tmp);
-        free(h.p);
-        return s;
-    }
     uint8_t len[8];
     for (int i = 0; i < 8; i++) len[i] = (uint8_t)((unsigned long long)h.n >> (8 * i));
-    zs_status s = ZS_OK;
-    if (write_all(fd, len, 8) || write_all(fd, h.p, h.n)) s = ZS_ERR(ZS_EIO, "%s: write: %m", tmp);
-    for (int i = 0; i < w->n && !s; i++)
-        if (write_all(fd, w->t[i].data, w->t[i].nbytes)) s = ZS_ERR(ZS_EIO, "%s: write: %m", tmp);
-    if (!s && fchmod(fd, 0644) != 0) s = ZS_ERR(ZS_EIO, "%s: chmod: %m", tmp);
-    if (!s && fsync(fd) != 0) s = ZS_ERR(ZS_EIO, "%s: fsync: %m", tmp);
-    if (close(fd) != 0 && !s) s = ZS_ERR(ZS_EIO, "%s: close: %m", tmp);
-    if (!s && zs_st_write_fault) s = ZS_ERR(ZS_EIO, "%s: injected write fault (test)", tmp);
-    if (!s && rename(tmp, path) != 0) s = ZS_ERR(ZS_EIO, "%s: cannot rename %s over it: %m", path, tmp);
-    if (s) unlink(tmp);
-    else {  // make the rename itself durable; failure here leaves a complete file, so ignore it
-        char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
-        if (dir) {
-            if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-            int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
-            if (dfd >= 0) { fsync(dfd); close(dfd); }
-        }
-        free(dir);
-    }
-    free(tmp);
+    zs_iov *parts = malloc(sizeof *parts * (size_t)(w->n + 2));
+    if (!parts) { free(h.p); return ZS_ERR(ZS_ENOMEM, "%s", path); }
+    parts[0] = (zs_iov){len, 8};
+    parts[1] = (zs_iov){h.p, h.n};
+    for (int i = 0; i < w->n; i++) parts[i + 2] = (zs_iov){w->t[i].data, w->t[i].nbytes};
+    zs_status s = zs_write_file_atomic(path, parts, w->n + 2);
+    free(parts);
     free(h.p);
     return s;
 }
