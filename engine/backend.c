@@ -67,6 +67,21 @@ void zs_free(void *p, zs_device dev) {
     free(p);
 }
 
+zs_status zs_memcpy2d(void *dst, size_t dpitch, zs_device dd, const void *src, size_t spitch, zs_device sd, size_t width,
+                      size_t rows) {
+    if (width == 0 || rows == 0) return ZS_OK;
+    if (width > dpitch || width > spitch) return ZS_ERR(ZS_EINVAL, "memcpy2d: width %zu exceeds a pitch", width);
+    if (dd == ZS_CPU && sd == ZS_CPU) {
+        for (size_t r = 0; r < rows; r++) memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+        return ZS_OK;
+    }
+#ifdef ZS_HAVE_CUDA
+    return zs_cuda_memcpy2d(dst, dpitch, dd == ZS_CUDA, src, spitch, sd == ZS_CUDA, width, rows);
+#else
+    return ZS_ERR(ZS_EUNSUPPORTED, "memcpy2d: CUDA memory, built without CUDA");
+#endif
+}
+
 zs_status zs_memcpy(void *dst, zs_device dd, const void *src, zs_device sd, size_t bytes) {
     if (bytes == 0) return ZS_OK;
     if (dd == ZS_CPU && sd == ZS_CPU) { memmove(dst, src, bytes); return ZS_OK; }

@@ -23,6 +23,10 @@ zs_status zs_malloc(void **p, size_t bytes, zs_device dev, const char *what);
 void zs_free(void *p, zs_device dev);
 zs_status zs_memcpy(void *dst, zs_device dd, const void *src, zs_device sd, size_t bytes);
 zs_status zs_memset0(void *p, zs_device dev, size_t bytes);
+// rows rows of `width` bytes each, from src (row pitch spitch) to dst (pitch dpitch): strided
+// copies (padding, cropping) as one call on either device.
+zs_status zs_memcpy2d(void *dst, size_t dpitch, zs_device dd, const void *src, size_t spitch, zs_device sd, size_t width,
+                      size_t rows);
 zs_status zs_sync(zs_device dev);  // waits for queued work; reports asynchronous CUDA errors
 
 // Copies between tensors of the same shape; converts float dtypes on the way (host staging).
@@ -39,6 +43,8 @@ zs_status zs_cuda_malloc(void **p, size_t bytes, const char *what);
 void zs_cuda_free(void *p);
 zs_status zs_cuda_memcpy(void *dst, int dst_dev, const void *src, int src_dev, size_t bytes);
 zs_status zs_cuda_memset0(void *p, size_t bytes);
+zs_status zs_cuda_memcpy2d(void *dst, size_t dpitch, int dst_dev, const void *src, size_t spitch, int src_dev, size_t width,
+                           size_t rows);
 zs_status zs_cuda_sync(void);
 void zs_cuda_build_info(char *buf, size_t n);
 #endif

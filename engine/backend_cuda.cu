@@ -69,6 +69,15 @@ extern "C" zs_status zs_cuda_memcpy(void *dst, int dst_dev, const void *src, int
     return ZS_OK;
 }
 
+extern "C" zs_status zs_cuda_memcpy2d(void *dst, size_t dpitch, int dst_dev, const void *src, size_t spitch, int src_dev,
+                                      size_t width, size_t rows) {
+    cudaMemcpyKind k = dst_dev ? (src_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                               : (src_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+    ZS_CUDA_TRY(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, k, g_stream));
+    if (!dst_dev) ZS_CUDA_TRY(cudaStreamSynchronize(g_stream));
+    return ZS_OK;
+}
+
 extern "C" zs_status zs_cuda_memset0(void *p, size_t bytes) {
     ZS_CUDA_TRY(cudaMemsetAsync(p, 0, bytes, g_stream));
     return ZS_OK;

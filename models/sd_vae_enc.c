@@ -201,16 +201,16 @@ static zs_status attention(pass *ps, const zs_vae_attn *p, const zs_tensor *x, z
     return ZS_OK;
 }
 
-// y [B, C, H+1, W+1] = x zero-padded by one column on the right and one row at the bottom (CPU).
+// y [B, C, H+1, W+1] = x zero-padded by one column on the right and one row at the bottom
+// (diffusers Downsample2D's F.pad(x, (0, 1, 0, 1))): zero, then one strided copy per channel.
 static zs_status pad01(zs_tensor *y, const zs_tensor *x) {
     int64_t BC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     size_t es = zs_dtype_size(x->dtype);
-    char *yd = y->data;
-    const char *xd = x->data;
-    memset(yd, 0, zs_nbytes(y));
+    ZS_TRY(zs_memset0(y->data, y->device, zs_nbytes(y)));
     for (int64_t i = 0; i < BC; i++)
-        for (int64_t r = 0; r < H; r++)
-            memcpy(yd + ((i * (H + 1) + r) * (W + 1)) * es, xd + ((i * H + r) * W) * es, (size_t)W * es);
+        ZS_TRY(zs_memcpy2d((char *)y->data + (size_t)(i * (H + 1) * (W + 1)) * es, (size_t)(W + 1) * es, y->device,
+                           (const char *)x->data + (size_t)(i * H * W) * es, (size_t)W * es, x->device, (size_t)W * es,
+                           (size_t)H));
     return ZS_OK;
 }
 
@@ -278,9 +278,6 @@ zs_status zs_sd_vae_enc_moments_shape(const zs_sd_vae_enc *e, int64_t B, int64_t
 zs_status zs_sd_vae_enc_encode(zs_sd_vae_enc *e, const zs_tensor *image, zs_tensor *moments_out) {
     const zs_sd_vae_config *c = &e->cfg;
     if (!e->params.base) return ZS_ERR(ZS_EINVAL, "sd vae encoder: encode before init / open");
-    if (c->levels > 1 && e->dev != ZS_CPU)
-        return ZS_ERR(ZS_EUNSUPPORTED, "sd vae encoder: the downsample's asymmetric (0, 1, 0, 1) zero pad is CPU only "
-                      "(this encoder is on another device)");
     if (image->ndim != 4 || image->shape[1] != c->in_channels)
         return ZS_ERR(ZS_EINVAL, "sd vae encoder: image must be [B, %d, H, W]", c->in_channels);
     if (image->device != e->dev || image->dtype != e->dtype || moments_out->device != e->dev ||

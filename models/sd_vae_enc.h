@@ -9,8 +9,8 @@
 //   chunk(moments, 2) on channels, logvar clamped to [-30, 20], std = exp(logvar / 2).
 // Resnets / attention / group norm (eps 1e-6) as in models/sd_vae.h (the decoder).
 //
-// Devices: CPU F32. The asymmetric pad is a CPU copy into a scratch [B, C, H+1, W+1] tensor,
-// so a model with a downsample on another device fails in encode with ZS_EUNSUPPORTED.
+// Devices: CPU F32; CUDA F32 / BF16 / F16. The asymmetric pad is a zeroed scratch
+// [B, C, H+1, W+1] tensor filled by one strided copy per channel (zs_memcpy2d).
 // Memory: parameters one arena; activations one arena sized (and grown) at each encode for
 // the image size; every block output is kept, resnet / attention intermediates are dropped.
 #ifndef ZS_SD_VAE_ENC_H
