@@ -41,3 +41,11 @@ echo "bench rc=${PIPESTATUS[0]}"
 echo "== bench (clip)"
 timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite clip --device "${BENCH_DEVICE:-all}" --out "$OUT/bench_clip.jsonl" | tee "$OUT/bench_clip.txt"
 echo "bench clip rc=${PIPESTATUS[0]}"
+echo "== bench (sd)"
+timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite sd --device cuda --out "$OUT/bench_sd.jsonl" | tee "$OUT/bench_sd.txt"
+echo "bench sd rc=${PIPESTATUS[0]}"
+echo "== bench (sd, PyTorch / diffusers on the same GPU)"
+if [ -d build-sysroot/wheels ]; then $PY -m pip install -q --no-index --no-deps --target build-pylib build-sysroot/wheels/*.whl || true; fi
+PYTHONPATH=build-pylib${PYTHONPATH:+:$PYTHONPATH} timeout "${BENCH_TIMEOUT:-180}" $PY tools/bench/bench_diffusers.py \
+    --out "$OUT/bench_sd_diffusers.jsonl" | tee "$OUT/bench_sd_diffusers.txt"
+echo "bench sd diffusers rc=${PIPESTATUS[0]}"

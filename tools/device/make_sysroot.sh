@@ -20,3 +20,9 @@ done
 # Plain files only (some copy mechanisms drop symlinks).
 find "$out" -type l | while read -r l; do cp --remove-destination "$(readlink -f "$l")" "$l"; done
 echo "sysroot in $out: $(du -sh "$out" | cut -f1)"
+# diffusers (pure Python) for the PyTorch side of the SD bench (tools/bench/bench_diffusers.py):
+# the GPU box has torch but no network; gpu_check.sh installs these with --no-index.
+mkdir -p "$out/wheels"
+python3 -m pip download -q --no-deps -d "$out/wheels" diffusers==0.42.1 huggingface_hub importlib_metadata zipp \
+    2>/dev/null || echo "note: no diffusers wheels (pip download failed); the SD bench runs without the PyTorch side"
+echo "wheels: $(ls "$out/wheels" 2>/dev/null | tr '\n' ' ')"
