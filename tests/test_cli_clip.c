@@ -5,64 +5,16 @@
 // Hugging Face tokenizer (vocab.json + empty merges) whose ids fit, with the end token where
 // each model pools (the largest id for open_clip's argmax; eos_token_id 7 for hf-clip).
 #include <cjson/cJSON.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "models/clip.h"
 #include "models/clip_preprocess.h"
+#include "tests/cli_env.h"
 #include "tests/test.h"
-
-typedef struct {
-    char bin[4096], dir[256], err[16384];
-} cli_env;
-
-// 0 when the binary is there (else the test is skipped).
-static int env_open(cli_env *e) {
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return -1;
-    self[n] = 0;
-    snprintf(e->bin, sizeof e->bin, "%s/zsmlc", dirname(self));
-    if (access(e->bin, X_OK) != 0) return -1;
-    snprintf(e->dir, sizeof e->dir, "/tmp/zsmlc_cli_clip_XXXXXX");
-    return mkdtemp(e->dir) ? 0 : -1;
-}
-static void env_close(cli_env *e) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", e->dir);
-}
-static const char *tmp_path(const cli_env *e, const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%s/%s", e->dir, name);
-    return buf;
-}
-
-// Runs "zsmlc ARGS" (ARGS formatted; paths must not need quoting); returns the exit status and
-// keeps stderr in e->err.
-static int run(cli_env *e, const char *fmt, ...) ZS_PRINTF(2, 3);
-static int run(cli_env *e, const char *fmt, ...) {
-    char args[8192], cmd[16384], errp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    tmp_path(e, "stderr.txt", errp, sizeof errp);
-    snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>'%s'", e->bin, args, errp);
-    int st = system(cmd);
-    e->err[0] = 0;
-    FILE *f = fopen(errp, "r");
-    if (f) {
-        size_t k = fread(e->err, 1, sizeof e->err - 1, f);
-        e->err[k] = 0;
-        fclose(f);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 static int write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
@@ -148,7 +100,7 @@ static zs_status direct_image(const char *model, const char *cfg, const char *im
 
 #define OPEN_ENV(e)                                                   \
     cli_env e;                                                        \
-    if (env_open(&e)) SKIP("no zsmlc binary next to the test binary (build it: make)")
+    if (zt_cli_open(&e, "clip")) SKIP("no zsmlc binary next to the test binary (build it: make)")
 
 TEST(cli_clip_encode_images) {
     OPEN_ENV(e);
@@ -157,8 +109,8 @@ TEST(cli_clip_encode_images) {
     snprintf(cfg, sizeof cfg, "%s/open_clip_config.json", model);
     zt_fixture_path("clip/images/a.png", a, sizeof a);
     zt_fixture_path("clip/images/b.png", b, sizeof b);
-    tmp_path(&e, "img.safetensors", out, sizeof out);
-    int rc = run(&e, "clip-encode --model %s --image %s %s --out %s --batch 1", model, a, b, out);
+    zt_cli_path(&e, "img.safetensors", out, sizeof out);
+    int rc = zt_cli_run(&e, "clip-encode --model %s --image %s %s --out %s --batch 1", model, a, b, out);
     CHECK(rc == 0, "clip-encode exit %d: %s", rc, e.err);
     CHECK(strstr(e.err, "preprocessing: open_clip preprocess_cfg"), "stderr: %s", e.err);
     int64_t n = 0, E = 0;
@@ -173,7 +125,7 @@ TEST(cli_clip_encode_images) {
     CHECK(err < 1e-5, "b.png: CLI vs library relative error %.3e", err);
     // transformers folder without preprocessor_config.json: CLIP defaults at 28x28
     zt_fixture_path("clip/hf-clip", model, sizeof model);
-    rc = run(&e, "clip-encode --model %s --image %s --out %s", model, a, out);
+    rc = zt_cli_run(&e, "clip-encode --model %s --image %s --out %s", model, a, out);
     CHECK(rc == 0, "hf-clip clip-encode exit %d: %s", rc, e.err);
     v = read_embeds(out, "image_embeds", &n, &E, NULL, 0, NULL);
     int ok = v && n == 1 && E == 20 && unit_rows(v, n, E);
@@ -181,12 +133,12 @@ TEST(cli_clip_encode_images) {
     CHECK(ok, "hf-clip image_embeds");
     // open_clip ModifiedResNet folder (64x64, embed 20)
     zt_fixture_path("clip/openclip-rn", model, sizeof model);
-    rc = run(&e, "clip-encode --model %s --image %s %s --out %s", model, a, b, out);
+    rc = zt_cli_run(&e, "clip-encode --model %s --image %s %s --out %s", model, a, b, out);
     CHECK(rc == 0, "openclip-rn clip-encode exit %d: %s", rc, e.err);
     v = read_embeds(out, "image_embeds", &n, &E, NULL, 0, NULL);
     ok = v && n == 2 && E == 20 && unit_rows(v, n, E);
     free(v);
-    env_close(&e);
+    zt_cli_close(&e);
     CHECK(ok, "openclip-rn image_embeds");
     return ZT_PASS;
 }
@@ -195,14 +147,14 @@ TEST(cli_clip_encode_text) {
     OPEN_ENV(e);
     char model[512], out[512], tok[512], meta[4096];
     zt_fixture_path("clip/hf-clip", model, sizeof model);
-    tmp_path(&e, "txt.safetensors", out, sizeof out);
-    tmp_path(&e, "tok_hf", tok, sizeof tok);
+    zt_cli_path(&e, "txt.safetensors", out, sizeof out);
+    zt_cli_path(&e, "tok_hf", tok, sizeof tok);
     CHECK(write_tokenizer(tok, 10, 6, 7) == 0, "cannot write %s", tok);
     // the built-in vocabulary's ids do not fit a 1000-row embedding: a clear error, no output
-    int rc = run(&e, "clip-encode --model %s --text 'a cat' --out %s", model, out);
+    int rc = zt_cli_run(&e, "clip-encode --model %s --text 'a cat' --out %s", model, out);
     CHECK(rc == 1 && strstr(e.err, "outside the model's vocabulary of 1000") && strstr(e.err, "a cat") && !exists(out),
           "built-in vocabulary on hf-clip: exit %d: %s", rc, e.err);
-    rc = run(&e, "clip-encode --model %s --tokenizer %s --text 'a cat' 'two dogs on grass' x --out %s --batch 2", model, tok, out);
+    rc = zt_cli_run(&e, "clip-encode --model %s --tokenizer %s --text 'a cat' 'two dogs on grass' x --out %s --batch 2", model, tok, out);
     CHECK(rc == 0, "clip-encode exit %d: %s", rc, e.err);
     int64_t n = 0, E = 0;
     float *v = read_embeds(out, "text_embeds", &n, &E, meta, sizeof meta, "texts");
@@ -211,9 +163,9 @@ TEST(cli_clip_encode_text) {
     CHECK(ok, "text_embeds [%lld, %lld]", (long long)n, (long long)E);
     CHECK(!strcmp(meta, "[\"a cat\",\"two dogs on grass\",\"x\"]"), "metadata texts: %s", meta);
     // usage errors exit 2
-    CHECK(run(&e, "clip-encode --model %s --out %s", model, out) == 2, "no --text/--image: %s", e.err);
-    CHECK(run(&e, "clip-encode --model %s --text a --image b --out %s", model, out) == 2, "both: %s", e.err);
-    env_close(&e);
+    CHECK(zt_cli_run(&e, "clip-encode --model %s --out %s", model, out) == 2, "no --text/--image: %s", e.err);
+    CHECK(zt_cli_run(&e, "clip-encode --model %s --text a --image b --out %s", model, out) == 2, "both: %s", e.err);
+    zt_cli_close(&e);
     return ZT_PASS;
 }
 
@@ -273,22 +225,22 @@ TEST(cli_clip_score_csv_jsonl) {
     zt_fixture_path("clip/images", imgs, sizeof imgs);
     zt_fixture_path("clip/images/a.png", a, sizeof a);
     zt_fixture_path("clip/images/b.png", b, sizeof b);
-    tmp_path(&e, "tok_oc", tok, sizeof tok);
-    tmp_path(&e, "labels.txt", labels, sizeof labels);
-    tmp_path(&e, "scores.csv", csv, sizeof csv);
-    tmp_path(&e, "scores.jsonl", jsl, sizeof jsl);
-    tmp_path(&e, "t.safetensors", te, sizeof te);
-    tmp_path(&e, "i.safetensors", ie, sizeof ie);
+    zt_cli_path(&e, "tok_oc", tok, sizeof tok);
+    zt_cli_path(&e, "labels.txt", labels, sizeof labels);
+    zt_cli_path(&e, "scores.csv", csv, sizeof csv);
+    zt_cli_path(&e, "scores.jsonl", jsl, sizeof jsl);
+    zt_cli_path(&e, "t.safetensors", te, sizeof te);
+    zt_cli_path(&e, "i.safetensors", ie, sizeof ie);
     CHECK(write_tokenizer(tok, 0, 998, 999) == 0, "cannot write %s", tok);
     CHECK(!write_text(labels, "# zero-shot labels\ncat\n\ndog\ta photo of a dog\n  \nbird, small\n"), "labels");
-    int rc = run(&e, "clip-score --model %s --tokenizer %s --images %s --labels %s --out %s --batch 1", model, tok, imgs,
+    int rc = zt_cli_run(&e, "clip-score --model %s --tokenizer %s --images %s --labels %s --out %s --batch 1", model, tok, imgs,
                  labels, csv);
     CHECK(rc == 0, "clip-score csv exit %d: %s", rc, e.err);
-    rc = run(&e, "clip-score --model %s --tokenizer %s --images %s %s --labels %s --out %s", model, tok, a, b, labels, jsl);
+    rc = zt_cli_run(&e, "clip-score --model %s --tokenizer %s --images %s %s --labels %s --out %s", model, tok, a, b, labels, jsl);
     CHECK(rc == 0, "clip-score jsonl exit %d: %s", rc, e.err);
-    rc = run(&e, "clip-encode --model %s --tokenizer %s --text cat 'a photo of a dog' 'bird, small' --out %s", model, tok, te);
+    rc = zt_cli_run(&e, "clip-encode --model %s --tokenizer %s --text cat 'a photo of a dog' 'bird, small' --out %s", model, tok, te);
     CHECK(rc == 0, "clip-encode text exit %d: %s", rc, e.err);
-    rc = run(&e, "clip-encode --model %s --image %s %s --out %s", model, a, b, ie);
+    rc = zt_cli_run(&e, "clip-encode --model %s --image %s %s --out %s", model, a, b, ie);
     CHECK(rc == 0, "clip-encode image exit %d: %s", rc, e.err);
     int64_t nt, ni, E, E2;
     float *tv = read_embeds(te, "text_embeds", &nt, &E, NULL, 0, NULL), *iv = read_embeds(ie, "image_embeds", &ni, &E2, NULL, 0, NULL);
@@ -317,7 +269,7 @@ TEST(cli_clip_score_csv_jsonl) {
                          rc_rows[r].label, rc_rows[r].cos, rc_rows[r].logit, dot, scale);
     }
     free(tv), free(iv);
-    env_close(&e);
+    zt_cli_close(&e);
     CHECK(ok, "rows: csv %d, jsonl %d (expected 6 each), or values off", ncsv, njs);
     CHECK(worst < 1e-5, "cos differs from clip-encode's embeddings by %.3e", worst);
     return ZT_PASS;
@@ -328,30 +280,30 @@ TEST(cli_clip_score_errors) {
     char model[512], a[512], tok[512], labels[512], dup[512], bad[512], out[512], empty[512];
     zt_fixture_path("clip/openclip-vit", model, sizeof model);
     zt_fixture_path("clip/images/a.png", a, sizeof a);
-    tmp_path(&e, "tok_oc", tok, sizeof tok);
-    tmp_path(&e, "labels.txt", labels, sizeof labels);
-    tmp_path(&e, "dup_labels.txt", dup, sizeof dup);
-    tmp_path(&e, "empty_name.txt", empty, sizeof empty);
-    tmp_path(&e, "broken.png", bad, sizeof bad);
-    tmp_path(&e, "out.csv", out, sizeof out);
+    zt_cli_path(&e, "tok_oc", tok, sizeof tok);
+    zt_cli_path(&e, "labels.txt", labels, sizeof labels);
+    zt_cli_path(&e, "dup_labels.txt", dup, sizeof dup);
+    zt_cli_path(&e, "empty_name.txt", empty, sizeof empty);
+    zt_cli_path(&e, "broken.png", bad, sizeof bad);
+    zt_cli_path(&e, "out.csv", out, sizeof out);
     CHECK(write_tokenizer(tok, 0, 998, 999) == 0, "cannot write %s", tok);
     CHECK(!write_text(labels, "cat\ndog\n"), "labels");
     CHECK(!write_text(dup, "# x\ncat\ndog\ncat\ta cat\n"), "labels");
     CHECK(!write_text(empty, "cat\n\tno name\n"), "labels");
     CHECK(!write_text(bad, "\x89PNG\r\n\x1a\nthis is not a png"), "bad png");
     // missing model
-    int rc = run(&e, "clip-score --model %s/nope --tokenizer %s --images %s --labels %s --out %s", e.dir, tok, a, labels, out);
+    int rc = zt_cli_run(&e, "clip-score --model %s/nope --tokenizer %s --images %s --labels %s --out %s", e.dir, tok, a, labels, out);
     CHECK(rc == 1 && strstr(e.err, "/nope") && !exists(out), "missing model: exit %d: %s", rc, e.err);
     // duplicate label: names the file and line
-    rc = run(&e, "clip-score --model %s --tokenizer %s --images %s --labels %s --out %s", model, tok, a, dup, out);
+    rc = zt_cli_run(&e, "clip-score --model %s --tokenizer %s --images %s --labels %s --out %s", model, tok, a, dup, out);
     CHECK(rc == 1 && strstr(e.err, "dup_labels.txt:4") && strstr(e.err, "duplicate label 'cat' (first on line 2)") && !exists(out),
           "duplicate label: exit %d: %s", rc, e.err);
-    rc = run(&e, "clip-score --model %s --tokenizer %s --images %s --labels %s --out %s", model, tok, a, empty, out);
+    rc = zt_cli_run(&e, "clip-score --model %s --tokenizer %s --images %s --labels %s --out %s", model, tok, a, empty, out);
     CHECK(rc == 1 && strstr(e.err, "empty_name.txt:2: empty label name") && !exists(out), "empty name: exit %d: %s", rc, e.err);
     // unreadable image after a good one (the first batch is written): no output remains, an
     // existing output file is untouched
     CHECK(!write_text(out, "old\n"), "out");
-    rc = run(&e, "clip-score --model %s --tokenizer %s --images %s %s --labels %s --out %s --batch 1", model, tok, a, bad,
+    rc = zt_cli_run(&e, "clip-score --model %s --tokenizer %s --images %s %s --labels %s --out %s --batch 1", model, tok, a, bad,
              labels, out);
     FILE *f = fopen(out, "r");
     char got[16] = {0};
@@ -362,17 +314,17 @@ TEST(cli_clip_score_errors) {
     CHECK(rc == 1 && strstr(e.err, "broken.png") && !strcmp(got, "old\n"), "bad image: exit %d, out '%s': %s", rc, got, e.err);
     unlink(out);
     // missing image file, bad --out extension, built-in vocabulary on a 1000-token model
-    rc = run(&e, "clip-score --model %s --tokenizer %s --images %s/none.png --labels %s --out %s", model, tok, e.dir, labels, out);
+    rc = zt_cli_run(&e, "clip-score --model %s --tokenizer %s --images %s/none.png --labels %s --out %s", model, tok, e.dir, labels, out);
     CHECK(rc == 1 && strstr(e.err, "none.png") && !exists(out), "missing image: exit %d: %s", rc, e.err);
-    rc = run(&e, "clip-score --model %s --images %s --labels %s --out %s/x.txt", model, a, labels, e.dir);
+    rc = zt_cli_run(&e, "clip-score --model %s --images %s --labels %s --out %s/x.txt", model, a, labels, e.dir);
     CHECK(rc == 2, "bad extension: exit %d: %s", rc, e.err);
-    rc = run(&e, "clip-score --model %s --images %s --labels %s --out %s", model, a, labels, out);
+    rc = zt_cli_run(&e, "clip-score --model %s --images %s --labels %s --out %s", model, a, labels, out);
     CHECK(rc == 1 && strstr(e.err, "outside the model's vocabulary") && !exists(out), "builtin vocab: exit %d: %s", rc, e.err);
     // nothing but the inputs is left in the folder (no temp files)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", e.dir);
     int leftovers = system(cmd) == 0;
-    env_close(&e);
+    zt_cli_close(&e);
     CHECK(!leftovers, "a temporary file was left behind");
     return ZT_PASS;
 }
