@@ -1,6 +1,7 @@
 // Internal to kernels/: the CUDA launchers of the UNet / VAE ops (kernels/groupnorm.h,
-// geglu.h, timestep.h, upsample.h), implemented in groupnorm.cu, geglu.cu, timestep.cu and
-// upsample.cu; raw pointers, sizes already checked by the dispatchers in the .c files.
+// geglu.h, timestep.h, upsample.h, chanbias.h), implemented in groupnorm.cu, geglu.cu,
+// timestep.cu, upsample.cu and chanbias.cu; raw pointers, sizes already checked by the
+// dispatchers in the .c files.
 #ifndef ZS_UNET_CUDA_H
 #define ZS_UNET_CUDA_H
 #include <stdint.h>
@@ -29,6 +30,9 @@ zs_status zs_upsample_nearest_fwd_cuda(void *y, const void *x, zs_dtype dt, int6
                                        int64_t Ho, int64_t Wo);
 zs_status zs_upsample_nearest_bwd_cuda(void *dx, const void *dy, zs_dtype dt, int64_t NC, int64_t H, int64_t W,
                                        int64_t Ho, int64_t Wo);
+// x, y [P, S] (P = N C planes), b [P]; dx / db may be NULL.
+zs_status zs_chanbias_fwd_cuda(void *y, const void *x, const void *b, zs_dtype dt, int64_t P, int64_t S);
+zs_status zs_chanbias_bwd_cuda(void *dx, void *db, const void *dy, zs_dtype dt, int64_t P, int64_t S);
 #endif
 
 #ifdef __cplusplus

@@ -343,27 +343,12 @@ zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents) {
 #define GW(pair) (G ? &G->pair.w : NULL)
 #define GB(pair) (G ? &G->pair.b : NULL)
 
-// A zeroed view of buffer buf shaped like `like`.
-static zs_status zview(zs_tensor *o, const zs_tensor *buf, const zs_tensor *like) {
-    ZS_TRY(zs_view(o, buf, 0, like->ndim, like->shape));
-    return zs_zero(o);
-}
+#define zview zs_vae_zview
 
 // dy: gradient of k->out; dx (zeroed, shaped like k->x) +=.
 static zs_status resnet_bwd(zs_sd_vae *v, const zs_vae_resnet *p, zs_vae_resnet *G, const zs_vae_resnet_acts *k,
                             const zs_tensor *dy, zs_tensor *dx) {
-    zs_sd_vae_acts *a = &v->a;
-    int g = v->cfg.norm_num_groups;
-    zs_tensor dn2, dc1, dn1;
-    if (p->cin != p->cout) ZS_TRY(zs_conv2d_bwd(dx, GW(shortcut), GB(shortcut), dy, k->x, &p->shortcut.w, &P1));
-    else ZS_TRY(zs_add_bwd(dx, NULL, dy));
-    ZS_TRY(zview(&dn2, &a->s[0], &k->n2));
-    ZS_TRY(zs_conv2d_bwd(&dn2, GW(conv2), GB(conv2), dy, &k->n2, &p->conv2.w, &P3));
-    ZS_TRY(zview(&dc1, &a->s[1], &k->c1));
-    ZS_TRY(zs_groupnorm_bwd(&dc1, GW(norm2), GB(norm2), &dn2, &k->c1, &p->norm2.w, &p->norm2.b, &k->mean2, &k->rstd2, g, 1));
-    ZS_TRY(zview(&dn1, &a->s[0], &k->n1));
-    ZS_TRY(zs_conv2d_bwd(&dn1, GW(conv1), GB(conv1), &dc1, &k->n1, &p->conv1.w, &P3));
-    return zs_groupnorm_bwd(dx, GW(norm1), GB(norm1), &dn1, k->x, &p->norm1.w, &p->norm1.b, &k->mean1, &k->rstd1, g, 1);
+    return zs_vae_resnet_bwd(p, G, k, dy, dx, &v->a.s[0], &v->a.s[1], v->cfg.norm_num_groups);
 }
 
 static zs_status attn_bwd(zs_sd_vae *v, const zs_vae_attn *p, zs_vae_attn *G, zs_vae_attn_acts *t, const zs_tensor *x,

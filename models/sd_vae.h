@@ -33,8 +33,11 @@ typedef struct { zs_tensor w, b; } zs_vae_pair;  // conv: w [O, I, k, k], b [O];
 
 typedef struct {
     int cin, cout;
+    float eps;             // group norm eps (VAE 1e-6, UNet norm_eps)
+    int64_t temb;          // UNet: time embedding width T (0: none, the VAE's)
     zs_vae_pair norm1;     // [cin]
     zs_vae_pair conv1;     // [cout, cin, 3, 3]
+    zs_vae_pair temb_proj; // time_emb_proj: linear [cout, T], [cout] (temb > 0)
     zs_vae_pair norm2;     // [cout]
     zs_vae_pair conv2;     // [cout, cout, 3, 3]
     zs_vae_pair shortcut;  // conv_shortcut [cout, cin, 1, 1] (only when cin != cout)
@@ -62,6 +65,11 @@ typedef struct {
     zs_tensor n2, mean2, rstd2;          // GN2+SiLU out
     zs_tensor sc;                        // shortcut conv out (cin != cout)
     zs_tensor out;                       // conv2 out + shortcut
+    // UNet (p->temb > 0): c1 += tb per (sample, channel), tb = time_emb_proj(SiLU(temb))
+    const zs_tensor *temb;               // SiLU(temb) [B, T]
+    zs_tensor tb;                        // [B, cout]
+    zs_tensor *dtemb;                    // backward: d SiLU(temb) += (may be NULL)
+    zs_tensor dtb;                       // backward scratch [B, cout]
 } zs_vae_resnet_acts;
 
 typedef struct {

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include "engine/backend.h"
 #include "kernels/attention.h"
+#include "kernels/chanbias.h"
 #include "kernels/conv.h"
 #include "kernels/groupnorm.h"
 #include "kernels/ops.h"
 #include "models/patchify.h"
+#include "models/transformer.h"
 
 // ---- registration ------------------------------------------------------------------------------
 static zs_status reg_one(zs_vae_reg *r, zs_tensor *t, int ndim, const int64_t *sh, const char *prefix,
@@ -41,11 +43,23 @@ zs_status zs_vae_reg_norm(zs_vae_reg *r, zs_vae_pair *p, const char *prefix, int
     return reg_one(r, &p->b, 1, &c, prefix, "bias");
 }
 
+zs_status zs_vae_reg_linear(zs_vae_reg *r, zs_vae_pair *p, const char *prefix, int64_t o, int64_t i, int bias) {
+    int64_t sh[2] = {o, i};
+    ZS_TRY(reg_one(r, &p->w, 2, sh, prefix, "weight"));
+    return bias ? reg_one(r, &p->b, 1, &o, prefix, "bias") : ZS_OK;
+}
+
 zs_status zs_vae_reg_resnet(zs_vae_reg *r, zs_vae_resnet *p, const char *prefix, int cin, int cout) {
+    return zs_vae_reg_resnet_t(r, p, prefix, cin, cout, 0, ZS_VAE_EPS);
+}
+
+zs_status zs_vae_reg_resnet_t(zs_vae_reg *r, zs_vae_resnet *p, const char *prefix, int cin, int cout, int64_t temb,
+                              float eps) {
     char q[ZS_SD_VAE_NAME];
-    p->cin = cin, p->cout = cout;
+    p->cin = cin, p->cout = cout, p->temb = temb, p->eps = eps;
     ZS_TRY(zs_vae_reg_norm(r, &p->norm1, zs_vae_name(q, "%snorm1.", prefix), cin));
     ZS_TRY(zs_vae_reg_conv(r, &p->conv1, zs_vae_name(q, "%sconv1.", prefix), cout, cin, 3));
+    if (temb) ZS_TRY(zs_vae_reg_linear(r, &p->temb_proj, zs_vae_name(q, "%stime_emb_proj.", prefix), cout, temb, 1));
     ZS_TRY(zs_vae_reg_norm(r, &p->norm2, zs_vae_name(q, "%snorm2.", prefix), cout));
     ZS_TRY(zs_vae_reg_conv(r, &p->conv2, zs_vae_name(q, "%sconv2.", prefix), cout, cout, 3));
     if (cin != cout) ZS_TRY(zs_vae_reg_conv(r, &p->shortcut, zs_vae_name(q, "%sconv_shortcut.", prefix), cout, cin, 1));
@@ -70,15 +84,48 @@ zs_status zs_vae_reg_attn(zs_vae_reg *r, zs_vae_attn *p, const char *prefix, int
 static const zs_conv2d_params P1 = {1, 1, 0, 0, 1}, P3 = {1, 1, 1, 1, 1};
 
 zs_status zs_vae_resnet_fwd(const zs_vae_resnet *p, zs_vae_resnet_acts *k, int G) {
-    ZS_TRY(zs_groupnorm_fwd(&k->n1, &k->mean1, &k->rstd1, k->x, &p->norm1.w, &p->norm1.b, G, ZS_VAE_EPS, 1));
+    ZS_TRY(zs_groupnorm_fwd(&k->n1, &k->mean1, &k->rstd1, k->x, &p->norm1.w, &p->norm1.b, G, p->eps, 1));
     ZS_TRY(zs_conv2d_fwd(&k->c1, &k->n1, &p->conv1.w, &p->conv1.b, &P3));
-    ZS_TRY(zs_groupnorm_fwd(&k->n2, &k->mean2, &k->rstd2, &k->c1, &p->norm2.w, &p->norm2.b, G, ZS_VAE_EPS, 1));
+    if (p->temb) {  // + time_emb_proj(SiLU(temb)) per (sample, channel)
+        ZS_TRY(zs_linear_fwd(&k->tb, k->temb, &p->temb_proj.w, &p->temb_proj.b));
+        ZS_TRY(zs_chanbias_fwd(&k->c1, &k->c1, &k->tb));
+    }
+    ZS_TRY(zs_groupnorm_fwd(&k->n2, &k->mean2, &k->rstd2, &k->c1, &p->norm2.w, &p->norm2.b, G, p->eps, 1));
     ZS_TRY(zs_conv2d_fwd(&k->out, &k->n2, &p->conv2.w, &p->conv2.b, &P3));
     if (p->cin != p->cout) {
         ZS_TRY(zs_conv2d_fwd(&k->sc, k->x, &p->shortcut.w, &p->shortcut.b, &P1));
         return zs_add_fwd(&k->out, &k->out, &k->sc);
     }
     return zs_add_fwd(&k->out, &k->out, k->x);
+}
+
+// ---- backward ----------------------------------------------------------------------------------
+#define GW(pair) (G ? &G->pair.w : NULL)
+#define GB(pair) (G ? &G->pair.b : NULL)
+
+zs_status zs_vae_zview(zs_tensor *o, const zs_tensor *buf, const zs_tensor *like) {
+    ZS_TRY(zs_view(o, buf, 0, like->ndim, like->shape));
+    return zs_zero(o);
+}
+
+zs_status zs_vae_resnet_bwd(const zs_vae_resnet *p, zs_vae_resnet *G, const zs_vae_resnet_acts *k, const zs_tensor *dy,
+                            zs_tensor *dx, const zs_tensor *s0, const zs_tensor *s1, int g) {
+    zs_tensor dn2, dc1, dn1;
+    if (p->cin != p->cout) ZS_TRY(zs_conv2d_bwd(dx, GW(shortcut), GB(shortcut), dy, k->x, &p->shortcut.w, &P1));
+    else ZS_TRY(zs_add_bwd(dx, NULL, dy));
+    ZS_TRY(zs_vae_zview(&dn2, s0, &k->n2));
+    ZS_TRY(zs_conv2d_bwd(&dn2, GW(conv2), GB(conv2), dy, &k->n2, &p->conv2.w, &P3));
+    ZS_TRY(zs_vae_zview(&dc1, s1, &k->c1));
+    ZS_TRY(zs_groupnorm_bwd(&dc1, GW(norm2), GB(norm2), &dn2, &k->c1, &p->norm2.w, &p->norm2.b, &k->mean2, &k->rstd2, g, 1));
+    ZS_TRY(zs_vae_zview(&dn1, s0, &k->n1));
+    if (p->temb) {  // the per-channel add passes dc1 through; d time_emb_proj from its sums
+        zs_tensor dtb = k->dtb;
+        ZS_TRY(zs_zero(&dtb));
+        ZS_TRY(zs_chanbias_bwd(NULL, &dtb, &dc1));
+        ZS_TRY(zs_linear_bwd(k->dtemb, GW(temb_proj), GB(temb_proj), &dtb, k->temb, &p->temb_proj.w));
+    }
+    ZS_TRY(zs_conv2d_bwd(&dn1, GW(conv1), GB(conv1), &dc1, &k->n1, &p->conv1.w, &P3));
+    return zs_groupnorm_bwd(dx, GW(norm1), GB(norm1), &dn1, k->x, &p->norm1.w, &p->norm1.b, &k->mean1, &k->rstd1, g, 1);
 }
 
 static zs_status flat(zs_tensor *o, const zs_tensor *t, int64_t rows, int64_t cols) {

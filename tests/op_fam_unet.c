@@ -1,9 +1,10 @@
 // Op families for the UNet / VAE side (see op_table.h "op families" and op_fam_unet.h):
-// group norm with and without fused SiLU, GEGLU, nearest resize. Each case list runs small
+// group norm with and without fused SiLU, GEGLU, nearest resize, per-(sample, channel) bias. Each case list runs small
 // finite-difference cases first (the *_fd families), then realistic sizes for the CUDA
 // parity tests (SD UNet 64x64 latents, the 70x70-latent VAE, GEGLU of a 1280-wide
 // transformer block, Upsample2D output sizes, the 560 -> 224 CLIP resize), then bench cases.
 #include <stdio.h>
+#include "kernels/chanbias.h"
 #include "kernels/geglu.h"
 #include "kernels/groupnorm.h"
 #include "kernels/upsample.h"
@@ -227,4 +228,62 @@ const zt_op_family zt_fam_upsample = {
 const zt_op_family zt_fam_upsample_fd = {
     "upsample", k_up, UP_NFD, 1e-2, 1e-4, 1e-6, 2e-2, 5e-3,
     up_alloc, up_fill, up_forward, up_backward, up_cost, up_shape,
+};
+
+// ---- per-(sample, channel) bias ---------------------------------------------------------------
+enum { CB_NFD = 4 };
+static const zt_op_case k_cb[] = {
+    //          name                             flags N  C    H   W
+    ZT_CB_CASE("chanbias_2x3x4x5",               T,    2, 3,   4,  5),
+    ZT_CB_CASE("chanbias_1x4x9x7",               T,    1, 4,   9,  7),
+    ZT_CB_CASE("chanbias_3x2x1x1",               T,    3, 2,   1,  1),
+    ZT_CB_CASE("chanbias_2x5x3x2",               T,    2, 5,   3,  2),
+    // realistic sizes (CUDA parity): SD UNet resnets at 64x64 latents, batch 2 (guidance)
+    ZT_CB_CASE("chanbias_unet_2x320x64x64",      T,    2, 320, 64, 64),
+    ZT_CB_CASE("chanbias_unet_2x1280x8x8",       T,    2, 1280, 8, 8),
+    ZT_CB_CASE("chanbias_unet_2x640x35x35",      T,    2, 640, 35, 35),
+    // bench
+    ZT_CB_CASE("chanbias_unet_b2_320x64x64",     B,    2, 320, 64, 64),
+};
+
+static zs_status cb_alloc(zt_op_inst *o, int guard) {
+    const int64_t *p = o->c->p;
+    o->nin = 2;
+    o->in_role[0] = "x", o->din_role[0] = "dx";
+    o->in_role[1] = "b", o->din_role[1] = "db";
+    ZS_TRY(zt_alloc_tensor(o, &o->in[0], o->dt, 4, (const int64_t[]){p[0], p[1], p[2], p[3]}, "x", guard));
+    ZS_TRY(zt_alloc_tensor(o, &o->in[1], o->dt, 2, (const int64_t[]){p[0], p[1]}, "b", guard));
+    o->nout = 1;
+    return zt_alloc_tensor(o, &o->out[0], o->dt, 4, (const int64_t[]){p[0], p[1], p[2], p[3]}, "y", guard);
+}
+
+static zs_status cb_fill(zt_op_inst *o, uint64_t seed) {
+    ZS_TRY(zt_fill_tensor(&o->in[0], seed, 1, -2, 2));
+    return zt_fill_tensor(&o->in[1], seed, 2, -1, 1);
+}
+static zs_status cb_forward(zt_op_inst *o) { return zs_chanbias_fwd(&o->out[0], &o->in[0], &o->in[1]); }
+static zs_status cb_backward(zt_op_inst *o) { return zs_chanbias_bwd(&o->din[0], &o->din[1], &o->dy); }
+
+static void cb_cost(const zt_op_case *c, int bwd, size_t e, double *flops, double *bytes) {
+    const double x = (double)(c->p[0] * c->p[1] * c->p[2] * c->p[3]);
+    *flops = x;
+    *bytes = (double)e * (bwd ? 3 * x : 2 * x);
+}
+
+static const char *cb_shape(const zt_op_case *c, char *buf, size_t n) {
+    snprintf(buf, n, "x[%lld,%lld,%lld,%lld] + b[%lld,%lld]", (long long)c->p[0], (long long)c->p[1],
+             (long long)c->p[2], (long long)c->p[3], (long long)c->p[0], (long long)c->p[1]);
+    return buf;
+}
+
+// Linear: FD shows only fp32 rounding (tol 1e-4). CUDA F32: db sums in a different order
+// (a block tree vs the CPU's running sum over up to 4096 elements), 1e-5; BF16 / F16: one
+// output rounding, db summed in fp32.
+const zt_op_family zt_fam_chanbias = {
+    "chanbias", k_cb, (int)(sizeof k_cb / sizeof k_cb[0]), 1e-2, 1e-4, 1e-5, 2e-2, 5e-3,
+    cb_alloc, cb_fill, cb_forward, cb_backward, cb_cost, cb_shape,
+};
+const zt_op_family zt_fam_chanbias_fd = {
+    "chanbias", k_cb, CB_NFD, 1e-2, 1e-4, 1e-5, 2e-2, 5e-3,
+    cb_alloc, cb_fill, cb_forward, cb_backward, cb_cost, cb_shape,
 };

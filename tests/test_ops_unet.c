@@ -1,4 +1,4 @@
-// Tests of the UNet / VAE ops (kernels/groupnorm.h, geglu.h, upsample.h, timestep.h):
+// Tests of the UNet / VAE ops (kernels/groupnorm.h, geglu.h, upsample.h, chanbias.h, timestep.h):
 //   ops_fd_* / ops_cuda_*:  the generic family checks (tests/test_ops.c) over op_fam_unet.c
 //                           (FD, accumulation, full writes, guards; CUDA vs CPU in
 //                           F32 / BF16 / F16);
@@ -6,13 +6,14 @@
 //   ops_ref_unet:           CPU vs PyTorch / diffusers (tests/fixtures/unet_ops/unet_ops.safetensors
 //                           from tools/fixtures/make_unet_ops.py) at 1e-5, timestep embedding
 //                           included;
-//   ops_errors_unet:        argument checks;
+//   ops_errors_unet:        argument checks (chanbias included);
 //   ops_cuda_timestep:      timestep embedding, CUDA vs CPU;
 //   ops_cuda_unet_deterministic: two CUDA group-norm / resize backward runs, identical bits.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "engine/backend.h"
+#include "kernels/chanbias.h"
 #include "kernels/geglu.h"
 #include "kernels/groupnorm.h"
 #include "kernels/timestep.h"
@@ -25,9 +26,11 @@
 TEST(ops_fd_groupnorm) { return zt_fd_family(&zt_fam_groupnorm_fd); }
 TEST(ops_fd_geglu) { return zt_fd_family(&zt_fam_geglu_fd); }
 TEST(ops_fd_upsample) { return zt_fd_family(&zt_fam_upsample_fd); }
+TEST(ops_fd_chanbias) { return zt_fd_family(&zt_fam_chanbias_fd); }
 GPU_TEST(ops_cuda_groupnorm) { return zt_gpu_family(&zt_fam_groupnorm); }
 GPU_TEST(ops_cuda_geglu) { return zt_gpu_family(&zt_fam_geglu); }
 GPU_TEST(ops_cuda_upsample) { return zt_gpu_family(&zt_fam_upsample); }
+GPU_TEST(ops_cuda_chanbias) { return zt_gpu_family(&zt_fam_chanbias); }
 
 static int verbose(void) { return getenv("ZSMLC_TEST_VERBOSE") != NULL; }
 
@@ -137,6 +140,18 @@ TEST(ops_errors_unet) {
     EXPECT(zs_upsample_nearest_fwd(&uy0, &ux), ZS_EINVAL, "empty");
     EXPECT(zs_upsample_nearest_fwd(&uy, &u3), ZS_EINVAL, "[N, C, H, W]");
     EXPECT(zs_upsample_nearest_bwd(&ux, &uyc), ZS_EINVAL, "dy");
+    // per-(sample, channel) bias
+    zs_tensor cbx = zs_tensor_make(p, ZS_F32, ZS_CPU, 4, (const int64_t[]){2, 3, 2, 2});
+    zs_tensor cbb = zs_tensor_make(p + 2048, ZS_F32, ZS_CPU, 2, (const int64_t[]){2, 3});
+    zs_tensor cbb1 = zs_tensor_make(p + 2048, ZS_F32, ZS_CPU, 1, (const int64_t[]){3});
+    zs_tensor cby = zs_tensor_make(p + 1024, ZS_F32, ZS_CPU, 4, (const int64_t[]){2, 3, 2, 1});
+    CHECK_OK(zs_chanbias_fwd(&cbx, &cbx, &cbb));
+    CHECK_OK(zs_chanbias_bwd(NULL, &cbb, &cbx));
+    EXPECT(zs_chanbias_fwd(&cbx, &cbx, &cbb1), ZS_EINVAL, "b");
+    EXPECT(zs_chanbias_fwd(&cby, &cbx, &cbb), ZS_EINVAL, "y");
+    EXPECT(zs_chanbias_fwd(&cbx, &x1, &cbb), ZS_EINVAL, "[N, C, *spatial]");
+    EXPECT(zs_chanbias_bwd(&cby, NULL, &cbx), ZS_EINVAL, "dx");
+    EXPECT(zs_chanbias_bwd(NULL, &cbb1, &cbx), ZS_EINVAL, "db");
     // timestep embedding
     zs_tensor t = zs_tensor_make(p, ZS_F32, ZS_CPU, 1, (const int64_t[]){3});
     zs_tensor e = zs_tensor_make(p + 1024, ZS_F32, ZS_CPU, 2, (const int64_t[]){3, 8});
