@@ -4,4 +4,5 @@
 #define ZS_BENCH_H
 int zs_bench_ops(int argc, char **argv, int append);   // bench/bench_ops.c
 int zs_bench_clip(int argc, char **argv, int append);  // bench/bench_clip.c
+int zs_bench_sd(int argc, char **argv, int append);    // bench/bench_sd.c
 #endif

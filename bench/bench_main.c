@@ -1,5 +1,6 @@
 // zsmlc_bench: benchmark suites. --suite ops (default: every op family, forward and backward),
-// clip (CLIP towers at real sizes with random weights), all (ops, then clip; one --out file).
+// clip (CLIP towers at real sizes with random weights), sd (SD UNet / VAE at real sizes), all
+// (ops, clip, sd; one --out file).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,13 @@ int main(int argc, char **argv) {
     int rc;
     if (!strcmp(suite, "ops")) rc = zs_bench_ops(n, args, 0);
     else if (!strcmp(suite, "clip")) rc = zs_bench_clip(n, args, 0);
+    else if (!strcmp(suite, "sd")) rc = zs_bench_sd(n, args, 0);
     else if (!strcmp(suite, "all")) {
         rc = zs_bench_ops(n, args, 0);
-        int rc2 = zs_bench_clip(n, args, 1);
-        rc = rc ? rc : rc2;
+        int rc2 = zs_bench_clip(n, args, 1), rc3 = zs_bench_sd(n, args, 1);
+        rc = rc ? rc : rc2 ? rc2 : rc3;
     } else {
-        fprintf(stderr, "zsmlc_bench: --suite must be ops, clip or all, not '%s'\n", suite);
+        fprintf(stderr, "zsmlc_bench: --suite must be ops, clip, sd or all, not '%s'\n", suite);
         rc = 2;
     }
     free(args);

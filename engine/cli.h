@@ -9,6 +9,7 @@ int zs_cmd_tokenize(int argc, char **argv);
 int zs_cmd_selfcheck(int argc, char **argv);
 int zs_cmd_clip_encode(int argc, char **argv);  // engine/cli_clip.c
 int zs_cmd_clip_score(int argc, char **argv);
+int zs_cmd_txt2img(int argc, char **argv);     // engine/cli_sd.c
 
 // Prints "zsmlc CMD: <status name>: <message>" to stderr and returns 1.
 int zs_cli_fail(const char *cmd, int status);

@@ -11,6 +11,7 @@ static const zs_cmd k_cmds[] = {
     {"tokenize", zs_cmd_tokenize, "--vocab FILE_OR_DIR [--mode openclip|hf] TEXT...: CLIP token ids"},
     {"clip-encode", zs_cmd_clip_encode, "--model PATH (--text T... | --image FILE...) --out FILE.safetensors: CLIP embeddings"},
     {"clip-score", zs_cmd_clip_score, "--model PATH --images DIR_OR_FILE... --labels FILE --out FILE.csv|.jsonl: similarities"},
+    {"txt2img", zs_cmd_txt2img, "--model DIR_OR_FILE --prompt T [--negative T] [--steps N] ... --out PATH: Stable Diffusion"},
     {"selfcheck", zs_cmd_selfcheck, "[--device cpu|cuda]: exercise tokenizer, safetensors and ops"},
 };
 

@@ -1,0 +1,442 @@
+// Stable Diffusion text-to-image and its gradient (see models/sd_pipeline.h).
+#include "models/sd_pipeline.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "engine/backend.h"
+#include "engine/json.h"
+#include "kernels/ops.h"
+
+zs_sd_pipe_opts zs_sd_pipe_default_opts(void) {
+    zs_sd_pipe_opts o = {NULL, NULL, NULL, -1, 0};
+    return o;
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+static int is_file(const char *p) {
+    struct stat st;
+    return p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static void note(zs_sd_pipe *p, const char *fmt, ...) ZS_PRINTF(2, 3);
+static void note(zs_sd_pipe *p, const char *fmt, ...) {
+    size_t n = strlen(p->notes);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n < sizeof p->notes) vsnprintf(p->notes + n, sizeof p->notes - n, fmt, ap);
+    va_end(ap);
+}
+
+// num_attention_heads of <dir>/text_encoder/config.json (0 when absent): single files of
+// models whose width is not a multiple of 64 need it.
+static int text_heads_of(const char *dir) {
+    char path[1100];
+    cJSON *j = NULL;
+    snprintf(path, sizeof path, "%s/text_encoder/config.json", dir);
+    if (!is_file(path) || zs_json_read_object(path, &j)) return 0;
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "num_attention_heads");
+    int r = cJSON_IsNumber(h) ? h->valueint : 0;
+    cJSON_Delete(j);
+    return r;
+}
+
+static int has_prefix_unused(const zs_sd_plan *pl, const char *prefix) {
+    for (int i = 0; i < pl->n_unused; i++)
+        if (!strncmp(pl->unused[i], prefix, strlen(prefix))) return 1;
+    return 0;
+}
+
+static zs_status open_text(zs_sd_pipe *p, const zs_sd_plan *pl, const char *path, const zs_sd_pipe_opts *o) {
+    char q[1100];
+    zs_clip_opts co = zs_clip_default_opts();
+    co.device = p->dev, co.dtype = p->dt, co.towers = ZS_CLIP_TEXT;
+    const char *cfgdir = p->single_file ? o->config_dir : path;
+    if (!p->single_file) {
+        snprintf(q, sizeof q, "%s/text_encoder", path);
+        if (is_dir(q)) ZS_TRY(zs_clip_load(&p->text, q, &co));
+        else note(p, "no text_encoder/: prompts need given embeddings; ");
+    } else if (has_prefix_unused(pl, "cond_stage_model.")) {
+        if (cfgdir) co.text_heads = text_heads_of(cfgdir);
+        ZS_TRY(zs_clip_load(&p->text, path, &co));
+    } else {
+        note(p, "no cond_stage_model.* in the file: prompts need given embeddings; ");
+    }
+    if (p->text) {
+        note(p, "text encoder: %s, %d layers of width %d, tokens from layer %d; ", p->text->source,
+             p->text->text.layers, p->text->text.width, p->text->text.out_layer);
+        if (p->text->text.width != p->unet_ctx)
+            return ZS_ERR(ZS_EFORMAT, "%s: text encoder width %d differs from the UNet's cross_attention_dim %d", path,
+                          p->text->text.width, p->unet_ctx);
+    }
+    snprintf(q, sizeof q, "%s/tokenizer", cfgdir ? cfgdir : "");
+    if (cfgdir && is_dir(q)) {
+        ZS_TRY(zs_tok_load_hf_dir(q, &p->tok));
+        p->pad_id = zs_tok_pad(p->tok);
+        note(p, "tokenizer: %s (pad id %d); ", q, (int)p->pad_id);
+    } else if (p->single_file) {
+        ZS_TRY(zs_tok_load_builtin(&p->tok));
+        zs_tok_set_mode(p->tok, ZS_TOK_HF);
+        p->pad_id = p->version == 2 ? 0 : zs_tok_eot(p->tok);  // "!" (SD 2.x) or <|endoftext|>
+        note(p, "tokenizer: built-in CLIP vocabulary, padded with %s; ", p->version == 2 ? "\"!\"" : "<|endoftext|>");
+    } else {
+        note(p, "no tokenizer/: prompts need given embeddings; ");
+    }
+    if (p->tok && p->text && zs_tok_vocab_size(p->tok) > p->text->text.vocab)
+        return ZS_ERR(ZS_EFORMAT, "%s: the tokenizer has %d tokens but the text encoder only %d rows", path,
+                      (int)zs_tok_vocab_size(p->tok), p->text->text.vocab);
+    return ZS_OK;
+}
+
+zs_status zs_sd_pipe_open(zs_sd_pipe **out, const char *path, const zs_sd_pipe_opts *o, zs_device dev, zs_dtype dt) {
+    zs_sd_pipe_opts def = zs_sd_pipe_default_opts();
+    if (!o) o = &def;
+    *out = NULL;
+    zs_sd_pipe *p = calloc(1, sizeof *p);
+    if (!p) return ZS_ERR(ZS_ENOMEM, "sd pipeline");
+    p->dev = dev, p->dt = dt;
+    snprintf(p->path, sizeof p->path, "%s", path);
+    zs_sd_plan *pl = NULL;
+    zs_sd_plan_opts po = {o->config_dir, 0};
+    zs_status s = zs_sd_plan_open(&pl, path, &po);
+    if (!s) {
+        p->version = pl->version, p->single_file = pl->single_file, p->unet_ctx = pl->unet.cross_attention_dim;
+        note(p, "%s", pl->notes);
+        if (o->upcast_attention >= 0) pl->unet.upcast_attention = o->upcast_attention;
+        s = zs_sd_unet_create(&p->unet, &pl->unet, dev, dt);
+    }
+    if (!s) s = zs_sd_unet_load(p->unet, pl);
+    if (!s) s = zs_sd_vae_init(&p->vae, &pl->vae, dev, dt);
+    if (!s) s = zs_sd_vae_load(&p->vae, pl);
+    if (!s && !o->no_text) s = open_text(p, pl, path, o);
+    if (!s) {
+        p->vae_factor = 1 << (pl->vae.levels - 1);
+        p->default_size = pl->unet.sample_size * p->vae_factor;
+        char q[1100];
+        const char *dir = p->single_file ? o->config_dir : path;
+        snprintf(q, sizeof q, "%s/scheduler/scheduler_config.json", dir ? dir : "");
+        if (o->scheduler_config) snprintf(p->sched_path, sizeof p->sched_path, "%s", o->scheduler_config);
+        else if (dir && is_file(q)) snprintf(p->sched_path, sizeof p->sched_path, "%s", q);
+        const char *pred = o->prediction_type;
+        if (!pred && !p->sched_path[0]) pred = p->version == 2 ? "v_prediction" : "epsilon";
+        if (pred) {
+            zs_pred_type t;
+            s = zs_pred_type_parse(pred, &t);
+            snprintf(p->pred, sizeof p->pred, "%s", pred);
+        }
+        if (p->sched_path[0]) note(p, "scheduler: %s; ", p->sched_path);
+        else note(p, "scheduler: SD %d.x defaults (scaled_linear 0.00085..0.012, steps_offset 1); ", p->version);
+        if (p->pred[0]) note(p, "prediction type: %s%s; ", p->pred, o->prediction_type ? " (given)" : " (default of the version)");
+    }
+    zs_sd_plan_free(pl);
+    if (s) {
+        zs_sd_pipe_free(p);
+        return s;
+    }
+    *out = p;
+    return ZS_OK;
+}
+
+void zs_sd_pipe_free(zs_sd_pipe *p) {
+    if (!p) return;
+    zs_sd_unet_free(p->unet);
+    zs_sd_vae_free(&p->vae);
+    zs_clip_free(p->text);
+    zs_tok_free(p->tok);
+    free(p);
+}
+
+int zs_sd_pipe_ctx_dim(const zs_sd_pipe *p) { return p->unet_ctx; }
+
+zs_status zs_sd_pipe_sched(const zs_sd_pipe *p, zs_sampler sampler, zs_sched *s) {
+    const char *pred = p->pred[0] ? p->pred : NULL;
+    if (p->sched_path[0]) return zs_sched_init(s, sampler, p->sched_path, pred);
+    zs_sched_config c;  // the SD 1.x / 2.x scheduler_config.json values
+    zs_sched_config_default(&c, sampler);
+    c.num_train_timesteps = 1000;
+    c.beta_start = 0.00085, c.beta_end = 0.012, c.beta_schedule = ZS_BETAS_SCALED_LINEAR;
+    c.steps_offset = 1, c.clip_sample = 0, c.set_alpha_to_one = 0;
+    if (pred) ZS_TRY(zs_pred_type_parse(pred, &c.prediction_type));
+    return zs_sched_init_config(s, sampler, &c);
+}
+
+// ---- text ------------------------------------------------------------------------------------
+zs_status zs_sd_pipe_tokenize(const zs_sd_pipe *p, const char *const *texts, int n, int32_t *ids) {
+    if (!p->tok) return ZS_ERR(ZS_EINVAL, "%s: the model has no tokenizer (give embeddings instead)", p->path);
+    for (int i = 0; i < n; i++) {
+        int eot = 0;
+        int32_t *row = ids + (size_t)i * ZS_CLIP_CONTEXT;
+        ZS_TRY(zs_tok_encode_padded(p->tok, texts[i], strlen(texts[i]), ZS_CLIP_CONTEXT, row, &eot));
+        for (int j = eot + 1; j < ZS_CLIP_CONTEXT; j++) row[j] = p->pad_id;  // transformers pads with the pad token
+    }
+    return ZS_OK;
+}
+
+zs_status zs_sd_pipe_encode(zs_sd_pipe *p, const char *const *texts, int n, zs_tensor *embeds) {
+    if (!p->text) return ZS_ERR(ZS_EINVAL, "%s: the model has no text encoder (give embeddings instead)", p->path);
+    int64_t sh[3] = {n, ZS_CLIP_CONTEXT, p->unet_ctx};
+    ZS_TRY(zs_check_shape(embeds, "sd pipeline: embeddings", 3, sh));
+    int32_t *ids = malloc(sizeof *ids * (size_t)n * ZS_CLIP_CONTEXT);
+    if (!ids) return ZS_ERR(ZS_ENOMEM, "sd pipeline: token ids");
+    zs_status s = zs_sd_pipe_tokenize(p, texts, n, ids);
+    if (!s) s = zs_clip_text_setup(&p->text->t, n, ZS_CLIP_CONTEXT, 0);
+    zs_clip_text_in in = {ids, NULL, 0, 0};
+    if (!s) s = zs_clip_text_fwd(&p->text->t, &in);
+    if (!s) s = zs_tensor_copy(embeds, &p->text->t.a.tokens);
+    free(ids);
+    return s;
+}
+
+// ---- sampling --------------------------------------------------------------------------------
+// Working tensors of one sampling run: UNet input / context / output for nb = B or 2B rows.
+typedef struct {
+    int64_t B, nb;
+    int cfg_on;
+    float cfg;
+    zs_tensor xin, ctx, out, eps;  // eps: the guided output [B, 4, h, w] (a view of out without CFG)
+} run;
+
+static zs_status batch_view(zs_tensor *v, const zs_tensor *t, int64_t row0, int64_t rows) {
+    int64_t sh[ZS_MAX_DIMS];
+    memcpy(sh, t->shape, sizeof sh);
+    sh[0] = rows;
+    return zs_view(v, t, row0 * (zs_numel(t) / t->shape[0]), t->ndim, sh);
+}
+
+// Lays out the run's tensors in arena a (measure or real).
+static zs_status run_layout(run *r, zs_arena *a, const zs_sd_pipe *p, int64_t B, int64_t h, int64_t w, float cfg) {
+    const zs_sd_unet_config *c = zs_sd_unet_cfg(p->unet);
+    r->B = B, r->cfg_on = cfg > 1, r->cfg = cfg, r->nb = r->cfg_on ? 2 * B : B;
+    int64_t x[4] = {r->nb, c->in_channels, h, w}, o[4] = {r->nb, c->out_channels, h, w},
+            e[4] = {B, c->out_channels, h, w}, k[3] = {r->nb, ZS_CLIP_CONTEXT, c->cross_attention_dim};
+    ZS_TRY(zs_arena_tensor(a, &r->xin, p->dt, 4, x, "sd.unet_in"));
+    ZS_TRY(zs_arena_tensor(a, &r->ctx, p->dt, 3, k, "sd.context"));
+    ZS_TRY(zs_arena_tensor(a, &r->out, p->dt, 4, o, "sd.unet_out"));
+    if (r->cfg_on) return zs_arena_tensor(a, &r->eps, p->dt, 4, e, "sd.guided");
+    return batch_view(&r->eps, &r->out, 0, B);
+}
+
+// ctx = [uncond; cond] (or cond).
+static zs_status run_context(run *r, const zs_tensor *cond, const zs_tensor *uncond) {
+    int64_t sh[3] = {r->B, ZS_CLIP_CONTEXT, r->ctx.shape[2]};
+    ZS_TRY(zs_check_shape(cond, "sd pipeline: cond", 3, sh));
+    zs_tensor v;
+    ZS_TRY(batch_view(&v, &r->ctx, r->nb - r->B, r->B));
+    ZS_TRY(zs_tensor_copy(&v, cond));
+    if (!r->cfg_on) return ZS_OK;
+    if (!uncond) return ZS_ERR(ZS_EINVAL, "sd pipeline: guidance %g > 1 needs the unconditional embeddings", r->cfg);
+    ZS_TRY(zs_check_shape(uncond, "sd pipeline: uncond", 3, sh));
+    ZS_TRY(batch_view(&v, &r->ctx, 0, r->B));
+    return zs_tensor_copy(&v, uncond);
+}
+
+// r->eps = the guided model output at step i for latents x.
+static zs_status run_model(run *r, zs_sd_pipe *p, const zs_sched *s, int i, const zs_tensor *x) {
+    zs_tensor a, b;
+    ZS_TRY(batch_view(&a, &r->xin, 0, r->B));
+    ZS_TRY(zs_sched_scale_model_input(s, &a, x, i));
+    if (r->cfg_on) {
+        ZS_TRY(batch_view(&b, &r->xin, r->B, r->B));
+        ZS_TRY(zs_tensor_copy(&b, &a));
+    }
+    float t[512];
+    if (r->nb > (int64_t)(sizeof t / sizeof t[0])) return ZS_ERR(ZS_EINVAL, "sd pipeline: batch %lld too large", (long long)r->B);
+    for (int64_t k = 0; k < r->nb; k++) t[k] = zs_sched_timesteps(s)[i];
+    ZS_TRY(zs_sd_unet_fwd(p->unet, &r->out, &r->xin, t, &r->ctx));
+    if (!r->cfg_on) return ZS_OK;
+    ZS_TRY(batch_view(&a, &r->out, 0, r->B));
+    ZS_TRY(batch_view(&b, &r->out, r->B, r->B));
+    return zs_cfg_combine(&r->eps, &a, &b, r->cfg);
+}
+
+static zs_status check_latents(const zs_sd_pipe *p, const zs_tensor *x) {
+    const zs_sd_unet_config *c = zs_sd_unet_cfg(p->unet);
+    if (x->ndim != 4 || x->shape[1] != c->in_channels || x->shape[0] < 1)
+        return ZS_ERR(ZS_EINVAL, "sd pipeline: latents must be [B, %d, h, w]", c->in_channels);
+    if (x->device != p->dev || x->dtype != p->dt) return ZS_ERR(ZS_EINVAL, "sd pipeline: latents on another device / dtype");
+    return ZS_OK;
+}
+
+// The steps, from latents scaled by init_noise_sigma; traj (may be NULL) gets each step's input.
+static zs_status run_steps(run *r, zs_sd_pipe *p, zs_sched *s, const zs_sd_gen *g, zs_tensor *x, zs_tensor *traj) {
+    ZS_TRY(zs_sd_unet_setup(p->unet, r->nb, x->shape[2], x->shape[3], ZS_CLIP_CONTEXT, traj != NULL));
+    for (int i = 0; i < g->steps; i++) {
+        if (traj) ZS_TRY(zs_tensor_copy(&traj[i], x));
+        ZS_TRY(run_model(r, p, s, i, x));
+        ZS_TRY(zs_sched_step(s, x, &r->eps, x, i));
+        if (g->on_step) g->on_step(g->user, i + 1, g->steps);
+    }
+    return ZS_OK;
+}
+
+static zs_status sched_for(const zs_sd_pipe *p, const zs_sd_gen *g, zs_sched *s) {
+    if (g->steps < 1) return ZS_ERR(ZS_EINVAL, "sd pipeline: steps must be >= 1 (got %d)", g->steps);
+    ZS_TRY(zs_sd_pipe_sched(p, g->sampler, s));
+    zs_status st = zs_sched_set_timesteps(s, g->steps);
+    if (st) zs_sched_free(s);
+    return st;
+}
+
+zs_status zs_sd_sample(zs_sd_pipe *p, const zs_sd_gen *g, const zs_tensor *cond, const zs_tensor *uncond,
+                       zs_tensor *latents) {
+    ZS_TRY(check_latents(p, latents));
+    zs_sched s;
+    ZS_TRY(sched_for(p, g, &s));
+    run r;
+    zs_arena m, a = {0};
+    zs_arena_measure(&m, "sd sampling", p->dev);
+    zs_status st = run_layout(&r, &m, p, latents->shape[0], latents->shape[2], latents->shape[3], g->cfg);
+    if (!st) st = zs_arena_init(&a, "sd sampling", p->dev, m.peak);
+    if (!st) st = run_layout(&r, &a, p, latents->shape[0], latents->shape[2], latents->shape[3], g->cfg);
+    if (!st) st = run_context(&r, cond, uncond);
+    if (!st) st = zs_sched_scale_noise(&s, latents);
+    if (!st) st = run_steps(&r, p, &s, g, latents, NULL);
+    zs_arena_free(&a);
+    zs_sched_free(&s);
+    return st;
+}
+
+zs_status zs_sd_decode(zs_sd_pipe *p, const zs_tensor *latents, const zs_tensor **image) {
+    ZS_TRY(check_latents(p, latents));
+    int train = p->vae.acts.base && p->vae.a.train && p->vae.a.B == latents->shape[0] &&
+                p->vae.a.h == latents->shape[2] && p->vae.a.w == latents->shape[3];
+    ZS_TRY(zs_sd_vae_setup(&p->vae, latents->shape[0], latents->shape[2], latents->shape[3], train));
+    ZS_TRY(zs_sd_vae_decode(&p->vae, latents));
+    *image = &p->vae.a.image;
+    return ZS_OK;
+}
+
+zs_status zs_sd_to_pixels(const zs_tensor *image, uint8_t *pixels) {
+    if (image->ndim != 4 || image->shape[1] != 3) return ZS_ERR(ZS_EINVAL, "sd pipeline: image must be [B, 3, H, W]");
+    int64_t n = zs_numel(image), B = image->shape[0], HW = image->shape[2] * image->shape[3];
+    float *x = malloc(sizeof *x * (size_t)n);
+    void *raw = malloc(zs_nbytes(image));
+    zs_status s = x && raw ? ZS_OK : ZS_ERR(ZS_ENOMEM, "sd pipeline: pixels");
+    if (!s) s = zs_memcpy(raw, ZS_CPU, image->data, image->device, zs_nbytes(image));
+    if (!s) s = zs_convert(x, ZS_F32, raw, image->dtype, n);
+    for (int64_t b = 0; !s && b < B; b++)
+        for (int c = 0; c < 3; c++)
+            for (int64_t k = 0; k < HW; k++) {
+                float v = x[(b * 3 + c) * HW + k] / 2.0f + 0.5f;
+                v = v < 0 ? 0 : v > 1 ? 1 : v;               // NaN stays NaN and is caught below
+                float q = rintf(v * 255.0f);                 // fp32 multiply, ties to even (numpy round)
+                if (!(q >= 0 && q <= 255)) {
+                    s = ZS_ERR(ZS_ENAN, "sd pipeline: image %lld has a non-finite value", (long long)b);
+                    break;
+                }
+                pixels[(b * HW + k) * 3 + c] = (uint8_t)q;
+            }
+    free(x);
+    free(raw);
+    return s;
+}
+
+// ---- gradient through sampling -----------------------------------------------------------------
+static zs_status grad_layout(zs_sd_grad *r, run *rr, zs_arena *a) {
+    const zs_sd_pipe *p = r->p;
+    ZS_TRY(run_layout(rr, a, p, r->B, r->h, r->w, r->g.cfg));
+    r->xin = rr->xin, r->ctx = rr->ctx, r->out = rr->out, r->eps = rr->eps;
+    int64_t x[4] = {r->B, zs_sd_unet_cfg(p->unet)->in_channels, r->h, r->w};
+    for (int i = 0; i <= r->g.steps; i++) ZS_TRY(zs_arena_tensor(a, &r->traj[i], p->dt, 4, x, "sd.trajectory"));
+    zs_tensor *b[4] = {&r->dx, &r->dx2, &r->deps, &r->carry};
+    for (int i = 0; i < 4; i++) ZS_TRY(zs_arena_tensor(a, b[i], p->dt, 4, x, "sd.d_latents"));
+    ZS_TRY(zs_arena_tensor(a, &r->dxin, p->dt, 4, rr->xin.shape, "sd.d_unet_in"));
+    ZS_TRY(zs_arena_tensor(a, &r->dout, p->dt, 4, rr->out.shape, "sd.d_unet_out"));
+    return zs_arena_tensor(a, &r->dctx, p->dt, 3, rr->ctx.shape, "sd.d_context");
+}
+
+static run grad_run(const zs_sd_grad *r) {
+    run rr = {r->B, r->cfg_on ? 2 * r->B : r->B, r->cfg_on, r->g.cfg, r->xin, r->ctx, r->out, r->eps};
+    return rr;
+}
+
+zs_status zs_sd_grad_forward(zs_sd_grad *r, zs_sd_pipe *p, const zs_sd_gen *g, const zs_tensor *cond,
+                             const zs_tensor *uncond, const zs_tensor *noise, const zs_tensor **image) {
+    memset(r, 0, sizeof *r);
+    ZS_TRY(check_latents(p, noise));
+    r->g = *g, r->cond = cond, r->uncond = uncond, r->cfg_on = g->cfg > 1;
+    r->B = noise->shape[0], r->h = noise->shape[2], r->w = noise->shape[3], r->L = ZS_CLIP_CONTEXT;
+    ZS_TRY(sched_for(p, g, &r->sched));
+    r->p = p;  // from here zs_sd_grad_free releases the scheduler
+    r->traj = calloc((size_t)g->steps + 1, sizeof *r->traj);
+    if (!r->traj) {
+        zs_sd_grad_free(r);
+        return ZS_ERR(ZS_ENOMEM, "sd gradient: trajectory");
+    }
+    run rr;
+    zs_arena m;
+    zs_arena_measure(&m, "sd gradient", p->dev);
+    zs_status s = grad_layout(r, &rr, &m);
+    if (!s) s = zs_arena_init(&r->mem, "sd gradient", p->dev, m.peak);
+    if (!s) s = grad_layout(r, &rr, &r->mem);
+    if (!s) s = run_context(&rr, cond, uncond);
+    zs_tensor *x = &r->traj[g->steps];  // the running latents end as the final ones
+    if (!s) s = zs_tensor_copy(x, noise);
+    if (!s) s = zs_sched_scale_noise(&r->sched, x);
+    if (!s) s = run_steps(&rr, p, &r->sched, g, x, r->traj);
+    if (!s) s = zs_sd_vae_setup(&p->vae, r->B, r->h, r->w, 1);
+    if (!s) s = zs_sd_vae_decode(&p->vae, x);
+    if (s) {
+        zs_sd_grad_free(r);
+        return s;
+    }
+    *image = &p->vae.a.image;
+    return ZS_OK;
+}
+
+zs_status zs_sd_grad_backward(zs_sd_grad *r, const zs_tensor *d_image, zs_tensor *d_cond, zs_tensor *d_uncond) {
+    zs_sd_pipe *p = r->p;
+    if (!p || !r->traj) return ZS_ERR(ZS_EINVAL, "sd gradient: backward without a forward");
+    run rr = grad_run(r);
+    zs_tensor *dx = &r->dx, *dx2 = &r->dx2;
+    ZS_TRY(zs_zero(dx));
+    ZS_TRY(zs_sd_vae_decode_bwd(&p->vae, d_image, dx));  // d final latents
+    ZS_TRY(zs_zero(&r->carry));
+    ZS_TRY(zs_zero(&r->dctx));
+    for (int i = r->g.steps - 1; i >= 0; i--) {
+        const zs_tensor *x = &r->traj[i];
+        ZS_TRY(run_model(&rr, p, &r->sched, i, x));  // re-run step i's UNet call (kept for its backward)
+        ZS_TRY(zs_zero(dx2));
+        ZS_TRY(zs_zero(&r->deps));
+        ZS_TRY(zs_sched_step_bwd(&r->sched, i, dx2, &r->deps, dx, x, &r->eps, &r->carry));
+        ZS_TRY(zs_zero(&r->dout));
+        zs_tensor a, b;
+        if (r->cfg_on) {
+            ZS_TRY(batch_view(&a, &r->dout, 0, r->B));
+            ZS_TRY(batch_view(&b, &r->dout, r->B, r->B));
+            ZS_TRY(zs_cfg_combine_bwd(&a, &b, &r->deps, r->g.cfg));
+        } else {
+            ZS_TRY(zs_add_bwd(&r->dout, NULL, &r->deps));
+        }
+        ZS_TRY(zs_zero(&r->dxin));
+        ZS_TRY(zs_sd_unet_bwd(p->unet, &r->dout, &r->dxin, &r->dctx));
+        for (int64_t h = 0; h < rr.nb; h += r->B) {
+            ZS_TRY(batch_view(&a, &r->dxin, h, r->B));
+            ZS_TRY(zs_sched_scale_model_input_bwd(&r->sched, dx2, &a, i));
+        }
+        zs_tensor *t = dx;
+        dx = dx2, dx2 = t;
+    }
+    zs_tensor a;
+    if (d_cond) {
+        ZS_TRY(batch_view(&a, &r->dctx, rr.nb - r->B, r->B));
+        ZS_TRY(zs_add_fwd(d_cond, d_cond, &a));
+    }
+    if (d_uncond && r->cfg_on) {
+        ZS_TRY(batch_view(&a, &r->dctx, 0, r->B));
+        ZS_TRY(zs_add_fwd(d_uncond, d_uncond, &a));
+    }
+    return ZS_OK;
+}
+
+void zs_sd_grad_free(zs_sd_grad *r) {
+    zs_arena_free(&r->mem);
+    free(r->traj);
+    if (r->p) zs_sched_free(&r->sched);
+    memset(r, 0, sizeof *r);
+}

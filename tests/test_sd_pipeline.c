@@ -1,0 +1,207 @@
+// Stable Diffusion sampling against diffusers' StableDiffusionPipeline on the tiny fixtures
+// (tests/fixtures/sd/README.md (c), (d)): txt2img from given embeddings and noise with each
+// sampler (final latents, decoded image, pixels), the LDM single file giving the same bytes as
+// the folder, and the gradient of sum(image * r) w.r.t. both contexts through 2 Euler steps.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "engine/backend.h"
+#include "models/sd_pipeline.h"
+#include "tests/test.h"
+
+typedef struct {
+    zs_st *ref;
+    float *cond, *uncond, *noise;
+    int64_t esh[3], nsh[4];
+    float cfg;
+} t2i_ref;
+
+static float *ref_read(const zs_st *st, const char *name, int64_t *shape, int want_ndim) {
+    const zs_st_entry *e = zs_st_find(st, name);
+    if (!e || (want_ndim && e->ndim != want_ndim)) return NULL;
+    if (shape) memcpy(shape, e->shape, sizeof(int64_t) * (size_t)e->ndim);
+    float *x = malloc(sizeof(float) * (size_t)zs_st_numel(e));
+    if (x && zs_st_read_f32(st, name, x, zs_st_numel(e))) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static zs_status ref_open(t2i_ref *r, const char *model) {
+    char rel[256], buf[512];
+    memset(r, 0, sizeof *r);
+    snprintf(rel, sizeof rel, "sd/%s.reference.safetensors", model);
+    ZS_TRY(zs_st_open(&r->ref, zt_fixture_path(rel, buf, sizeof buf)));
+    r->cond = ref_read(r->ref, "txt2img.prompt_embeds", r->esh, 3);
+    r->uncond = ref_read(r->ref, "txt2img.negative_prompt_embeds", NULL, 3);
+    r->noise = ref_read(r->ref, "txt2img.noise", r->nsh, 4);
+    float *g = ref_read(r->ref, "txt2img.guidance_scale", NULL, 1);
+    if (!r->cond || !r->uncond || !r->noise || !g) {
+        free(g);
+        return ZS_ERR(ZS_EFORMAT, "%s: txt2img inputs missing", rel);
+    }
+    r->cfg = g[0];
+    free(g);
+    return ZS_OK;
+}
+
+static void ref_close(t2i_ref *r) {
+    free(r->cond);
+    free(r->uncond);
+    free(r->noise);
+    if (r->ref) zs_st_close(r->ref);
+}
+
+static zs_status open_pipe(zs_sd_pipe **p, const char *model, int single) {
+    char a[512], b[512], rel[256];
+    zs_sd_pipe_opts o = zs_sd_pipe_default_opts();
+    o.no_text = 1;
+    snprintf(rel, sizeof rel, single ? "sd/%s.safetensors" : "sd/%s", model);
+    if (single) {
+        char crel[256];
+        snprintf(crel, sizeof crel, "sd/%s", model);
+        o.config_dir = zt_fixture_path(crel, b, sizeof b);
+    }
+    return zs_sd_pipe_open(p, zt_fixture_path(rel, a, sizeof a), &o, ZS_CPU, ZS_F32);
+}
+
+// Runs sampler s (steps from the reference) from the reference inputs: latents and image (malloc'd).
+static zs_status run_t2i(zs_sd_pipe *p, const t2i_ref *r, zs_sampler s, int steps, float **lat, float **img,
+                         int64_t *nimg) {
+    zs_tensor c = zs_tensor_make(r->cond, ZS_F32, ZS_CPU, 3, r->esh), u = zs_tensor_make(r->uncond, ZS_F32, ZS_CPU, 3, r->esh);
+    int64_t n = r->nsh[0] * r->nsh[1] * r->nsh[2] * r->nsh[3];
+    *lat = malloc(sizeof(float) * (size_t)n);
+    if (!*lat) return ZS_ERR(ZS_ENOMEM, "latents");
+    memcpy(*lat, r->noise, sizeof(float) * (size_t)n);
+    zs_tensor x = zs_tensor_make(*lat, ZS_F32, ZS_CPU, 4, r->nsh);
+    zs_sd_gen g = {steps, r->cfg, s, NULL, NULL};
+    ZS_TRY(zs_sd_sample(p, &g, &c, &u, &x));
+    const zs_tensor *im;
+    ZS_TRY(zs_sd_decode(p, &x, &im));
+    *nimg = zs_numel(im);
+    *img = malloc(zs_nbytes(im));
+    if (!*img) return ZS_ERR(ZS_ENOMEM, "image");
+    memcpy(*img, im->data, zs_nbytes(im));
+    return ZS_OK;
+}
+
+static zt_result t2i_case(const char *model) {
+    t2i_ref r;
+    zs_sd_pipe *p = NULL;
+    zs_status s = ref_open(&r, model);
+    if (!s) s = open_pipe(&p, model, 0);
+    int ok = !s;
+    for (int k = 0; ok && k < ZS_SAMPLER_COUNT; k++) {
+        char name[128];
+        int64_t ts[1];
+        snprintf(name, sizeof name, "txt2img.%s.timesteps", zs_sampler_name((zs_sampler)k));
+        float *tref = ref_read(r.ref, name, ts, 1);
+        snprintf(name, sizeof name, "txt2img.%s.latents", zs_sampler_name((zs_sampler)k));
+        float *lref = ref_read(r.ref, name, NULL, 4);
+        snprintf(name, sizeof name, "txt2img.%s.image", zs_sampler_name((zs_sampler)k));
+        float *iref = ref_read(r.ref, name, NULL, 4);
+        snprintf(name, sizeof name, "txt2img.%s.pixels", zs_sampler_name((zs_sampler)k));
+        const zs_st_entry *pe = zs_st_find(r.ref, name);  // U8 [1, H, W, 3]
+        const uint8_t *pref = pe && pe->dtype == ZS_U8 ? pe->data : NULL;
+        float *lat = NULL, *img = NULL;
+        int64_t ni = 0;
+        uint8_t *pix = NULL;
+        s = tref && lref && iref && pref ? run_t2i(p, &r, (zs_sampler)k, (int)ts[0], &lat, &img, &ni)
+                                         : ZS_ERR(ZS_EFORMAT, "reference %s missing", name);
+        int worst = 0;
+        if (!s) {
+            pix = malloc((size_t)ni);
+            s = pix ? zs_sd_to_pixels(&p->vae.a.image, pix) : ZS_ERR(ZS_ENOMEM, "pixels");
+        }
+        if (!s) {
+            double el = zt_rel_err(lat, lref, zs_numel(&p->vae.a.z), 1e-6), ei = zt_rel_err(img, iref, ni, 1e-6);
+            for (int64_t i = 0; i < ni; i++) {
+                int d = abs((int)pix[i] - (int)pref[i]);
+                worst = d > worst ? d : worst;
+            }
+            printf("    %s %s (%d steps): latents %.2e image %.2e, worst pixel difference %d\n", model,
+                   zs_sampler_name((zs_sampler)k), (int)ts[0], el, ei, worst);
+            if (!(el < 1e-4 && ei < 1e-4 && worst <= 1)) {
+                zt_note(__FILE__, __LINE__, "%s %s differs from diffusers (bounds 1e-4, 1 pixel level)", model,
+                        zs_sampler_name((zs_sampler)k));
+                ok = 0;
+            }
+        }
+        free(tref), free(lref), free(iref), free(lat), free(img), free(pix);
+        if (s) ok = 0;
+    }
+    if (s) zt_note(__FILE__, __LINE__, "%s: %s", model, zs_errmsg());
+    zs_sd_pipe_free(p);
+    ref_close(&r);
+    return ok ? ZT_PASS : ZT_FAIL;
+}
+
+TEST(sd_txt2img_sd1_samplers) { return t2i_case("sd1-tiny"); }
+TEST(sd_txt2img_sd2_samplers) { return t2i_case("sd2-tiny"); }
+
+// The LDM single file (configs from the folder) gives the folder's bytes.
+TEST(sd_txt2img_single_file_equals_folder) {
+    const char *models[2] = {"sd1-tiny", "sd2-tiny"};
+    for (int m = 0; m < 2; m++) {
+        t2i_ref r;
+        zs_sd_pipe *a = NULL, *b = NULL;
+        float *la = NULL, *ia = NULL, *lb = NULL, *ib = NULL;
+        int64_t na = 0, nb = 0;
+        zs_status s = ref_open(&r, models[m]);
+        if (!s) s = open_pipe(&a, models[m], 0);
+        if (!s) s = open_pipe(&b, models[m], 1);
+        if (!s) s = run_t2i(a, &r, ZS_SAMPLER_DPMPP2M, 3, &la, &ia, &na);
+        if (!s) s = run_t2i(b, &r, ZS_SAMPLER_DPMPP2M, 3, &lb, &ib, &nb);
+        int same = !s && na == nb && !memcmp(ia, ib, sizeof(float) * (size_t)na) && a->version == b->version;
+        if (s) zt_note(__FILE__, __LINE__, "%s: %s", models[m], zs_errmsg());
+        free(la), free(ia), free(lb), free(ib);
+        zs_sd_pipe_free(a);
+        zs_sd_pipe_free(b);
+        ref_close(&r);
+        CHECK(!s, "%s failed", models[m]);
+        CHECK(same, "%s: single file and folder give different images", models[m]);
+    }
+    return ZT_PASS;
+}
+
+// Gradient of sum(image * r) through 2 Euler steps with CFG, w.r.t. both contexts.
+static zt_result grad_case(const char *model) {
+    t2i_ref r;
+    zs_sd_pipe *p = NULL;
+    zs_sd_grad g = {0};
+    zs_status s = ref_open(&r, model);
+    if (!s) s = open_pipe(&p, model, 0);
+    float *R = s ? NULL : ref_read(r.ref, "txt2img.grad.r", NULL, 4);
+    float *iref = s ? NULL : ref_read(r.ref, "txt2img.grad.image", NULL, 4);
+    float *gc = s ? NULL : ref_read(r.ref, "txt2img.grad.grad.prompt_embeds", NULL, 3);
+    float *gu = s ? NULL : ref_read(r.ref, "txt2img.grad.grad.negative_prompt_embeds", NULL, 3);
+    if (!s && !(R && iref && gc && gu)) s = ZS_ERR(ZS_EFORMAT, "txt2img.grad reference missing");
+    int64_t ne = r.esh[0] * r.esh[1] * r.esh[2];
+    float *dc = calloc((size_t)ne, sizeof(float)), *du = calloc((size_t)ne, sizeof(float));
+    const zs_tensor *img = NULL;
+    double e[3] = {1, 1, 1};
+    if (!s) {
+        zs_tensor c = zs_tensor_make(r.cond, ZS_F32, ZS_CPU, 3, r.esh), u = zs_tensor_make(r.uncond, ZS_F32, ZS_CPU, 3, r.esh);
+        zs_tensor n = zs_tensor_make(r.noise, ZS_F32, ZS_CPU, 4, r.nsh);
+        zs_tensor tdc = zs_tensor_make(dc, ZS_F32, ZS_CPU, 3, r.esh), tdu = zs_tensor_make(du, ZS_F32, ZS_CPU, 3, r.esh);
+        zs_sd_gen gen = {2, r.cfg, ZS_SAMPLER_EULER, NULL, NULL};
+        s = zs_sd_grad_forward(&g, p, &gen, &c, &u, &n, &img);
+        if (!s) e[0] = zt_rel_err(img->data, iref, zs_numel(img), 1e-6);
+        zs_tensor dimg = img ? zs_tensor_make(R, ZS_F32, ZS_CPU, 4, img->shape) : (zs_tensor){0};
+        if (!s) s = zs_sd_grad_backward(&g, &dimg, &tdc, &tdu);
+        if (!s) e[1] = zt_rel_err(dc, gc, ne, 1e-6), e[2] = zt_rel_err(du, gu, ne, 1e-6);
+    }
+    if (s) zt_note(__FILE__, __LINE__, "%s: %s", model, zs_errmsg());
+    else printf("    %s grad through 2 Euler steps: image %.2e d prompt %.2e d negative %.2e\n", model, e[0], e[1], e[2]);
+    zs_sd_grad_free(&g);
+    zs_sd_pipe_free(p);
+    ref_close(&r);
+    free(R), free(iref), free(gc), free(gu), free(dc), free(du);
+    CHECK(!s, "%s failed", model);
+    CHECK(e[0] < 1e-4 && e[1] < 1e-4 && e[2] < 1e-4, "%s: gradient through sampling differs (bound 1e-4)", model);
+    return ZT_PASS;
+}
+
+TEST(sd_grad_through_sampling_sd1) { return grad_case("sd1-tiny"); }
+TEST(sd_grad_through_sampling_sd2) { return grad_case("sd2-tiny"); }
