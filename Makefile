@@ -149,6 +149,7 @@ test-cuda: $(BUILD)/zsmlc_tests
 bench: $(BUILD)/zsmlc_bench
 	$(BUILD)/zsmlc_bench --suite ops --out $(BUILD)/bench.jsonl
 	$(BUILD)/zsmlc_bench --suite clip --out $(BUILD)/bench_clip.jsonl
+	$(BUILD)/zsmlc_bench --suite sd --out $(BUILD)/bench_sd.jsonl
 
 # The main job for now: installs what is missing, builds, and runs the self-check (tokenizer,
 # safetensors round trip, ops on the CPU and, where present, the GPU).
