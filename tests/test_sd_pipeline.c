@@ -53,7 +53,7 @@ static void ref_close(t2i_ref *r) {
     if (r->ref) zs_st_close(r->ref);
 }
 
-static zs_status open_pipe(zs_sd_pipe **p, const char *model, int single) {
+static zs_status open_pipe_on(zs_sd_pipe **p, const char *model, int single, zs_device dev, zs_dtype dt) {
     char a[512], b[512], rel[256];
     zs_sd_pipe_opts o = zs_sd_pipe_default_opts();
     o.no_text = 1;
@@ -63,27 +63,43 @@ static zs_status open_pipe(zs_sd_pipe **p, const char *model, int single) {
         snprintf(crel, sizeof crel, "sd/%s", model);
         o.config_dir = zt_fixture_path(crel, b, sizeof b);
     }
-    return zs_sd_pipe_open(p, zt_fixture_path(rel, a, sizeof a), &o, ZS_CPU, ZS_F32);
+    return zs_sd_pipe_open(p, zt_fixture_path(rel, a, sizeof a), &o, dev, dt);
+}
+static zs_status open_pipe(zs_sd_pipe **p, const char *model, int single) {
+    return open_pipe_on(p, model, single, ZS_CPU, ZS_F32);
 }
 
-// Runs sampler s (steps from the reference) from the reference inputs: latents and image (malloc'd).
+// A device tensor of the pipeline's device / dtype holding host F32 data.
+static zs_status upload(const zs_sd_pipe *p, zs_tensor *t, const float *x, int nd, const int64_t *sh) {
+    *t = zs_tensor_make(NULL, p->dt, p->dev, nd, sh);
+    ZS_TRY(zs_malloc(&t->data, zs_nbytes(t), p->dev, "test tensor"));
+    zs_tensor h = zs_tensor_make((void *)x, ZS_F32, ZS_CPU, nd, sh);
+    return zs_tensor_copy(t, &h);
+}
+static zs_status download(const zs_tensor *t, float **x) {
+    *x = malloc(sizeof(float) * (size_t)zs_numel(t));
+    if (!*x) return ZS_ERR(ZS_ENOMEM, "test download");
+    zs_tensor h = zs_tensor_make(*x, ZS_F32, ZS_CPU, t->ndim, t->shape);
+    return zs_tensor_copy(&h, t);
+}
+
+// Runs sampler s (steps from the reference) from the reference inputs on the pipeline's
+// device: latents and image (host F32, malloc'd).
 static zs_status run_t2i(zs_sd_pipe *p, const t2i_ref *r, zs_sampler s, int steps, float **lat, float **img,
                          int64_t *nimg) {
-    zs_tensor c = zs_tensor_make(r->cond, ZS_F32, ZS_CPU, 3, r->esh), u = zs_tensor_make(r->uncond, ZS_F32, ZS_CPU, 3, r->esh);
-    int64_t n = r->nsh[0] * r->nsh[1] * r->nsh[2] * r->nsh[3];
-    *lat = malloc(sizeof(float) * (size_t)n);
-    if (!*lat) return ZS_ERR(ZS_ENOMEM, "latents");
-    memcpy(*lat, r->noise, sizeof(float) * (size_t)n);
-    zs_tensor x = zs_tensor_make(*lat, ZS_F32, ZS_CPU, 4, r->nsh);
+    zs_tensor c = {0}, u = {0}, x = {0};
+    const zs_tensor *im = NULL;
     zs_sd_gen g = {steps, r->cfg, s, NULL, NULL};
-    ZS_TRY(zs_sd_sample(p, &g, &c, &u, &x));
-    const zs_tensor *im;
-    ZS_TRY(zs_sd_decode(p, &x, &im));
-    *nimg = zs_numel(im);
-    *img = malloc(zs_nbytes(im));
-    if (!*img) return ZS_ERR(ZS_ENOMEM, "image");
-    memcpy(*img, im->data, zs_nbytes(im));
-    return ZS_OK;
+    zs_status st = upload(p, &c, r->cond, 3, r->esh);
+    if (!st) st = upload(p, &u, r->uncond, 3, r->esh);
+    if (!st) st = upload(p, &x, r->noise, 4, r->nsh);
+    if (!st) st = zs_sd_sample(p, &g, &c, &u, &x);
+    if (!st) st = zs_sd_decode(p, &x, &im);
+    if (!st) st = download(&x, lat);
+    if (!st) st = download(im, img);
+    if (!st) *nimg = zs_numel(im);
+    zs_free(c.data, p->dev), zs_free(u.data, p->dev), zs_free(x.data, p->dev);
+    return st;
 }
 
 static zt_result t2i_case(const char *model) {
@@ -166,42 +182,94 @@ TEST(sd_txt2img_single_file_equals_folder) {
 }
 
 // Gradient of sum(image * r) through 2 Euler steps with CFG, w.r.t. both contexts.
-static zt_result grad_case(const char *model) {
+static zt_result grad_case_on(const char *model, zs_device dev, zs_dtype dt, double bound) {
     t2i_ref r;
     zs_sd_pipe *p = NULL;
     zs_sd_grad g = {0};
     zs_status s = ref_open(&r, model);
-    if (!s) s = open_pipe(&p, model, 0);
+    if (!s) s = open_pipe_on(&p, model, 0, dev, dt);
     float *R = s ? NULL : ref_read(r.ref, "txt2img.grad.r", NULL, 4);
     float *iref = s ? NULL : ref_read(r.ref, "txt2img.grad.image", NULL, 4);
     float *gc = s ? NULL : ref_read(r.ref, "txt2img.grad.grad.prompt_embeds", NULL, 3);
     float *gu = s ? NULL : ref_read(r.ref, "txt2img.grad.grad.negative_prompt_embeds", NULL, 3);
     if (!s && !(R && iref && gc && gu)) s = ZS_ERR(ZS_EFORMAT, "txt2img.grad reference missing");
     int64_t ne = r.esh[0] * r.esh[1] * r.esh[2];
-    float *dc = calloc((size_t)ne, sizeof(float)), *du = calloc((size_t)ne, sizeof(float));
-    const zs_tensor *img = NULL;
+    float *zeros = calloc((size_t)ne, sizeof(float)), *dc = NULL, *du = NULL, *img = NULL;
+    zs_tensor c = {0}, u = {0}, n = {0}, tdc = {0}, tdu = {0}, dimg = {0};
+    const zs_tensor *im = NULL;
     double e[3] = {1, 1, 1};
+    if (!s) s = upload(p, &c, r.cond, 3, r.esh);
+    if (!s) s = upload(p, &u, r.uncond, 3, r.esh);
+    if (!s) s = upload(p, &n, r.noise, 4, r.nsh);
+    if (!s) s = upload(p, &tdc, zeros, 3, r.esh);
+    if (!s) s = upload(p, &tdu, zeros, 3, r.esh);
+    zs_sd_gen gen = {2, r.cfg, ZS_SAMPLER_EULER, NULL, NULL};
+    if (!s) s = zs_sd_grad_forward(&g, p, &gen, &c, &u, &n, &im);
+    if (!s) s = download(im, &img);
+    if (!s) s = upload(p, &dimg, R, 4, im->shape);
+    if (!s) s = zs_sd_grad_backward(&g, &dimg, &tdc, &tdu);
+    if (!s) s = download(&tdc, &dc);
+    if (!s) s = download(&tdu, &du);
     if (!s) {
-        zs_tensor c = zs_tensor_make(r.cond, ZS_F32, ZS_CPU, 3, r.esh), u = zs_tensor_make(r.uncond, ZS_F32, ZS_CPU, 3, r.esh);
-        zs_tensor n = zs_tensor_make(r.noise, ZS_F32, ZS_CPU, 4, r.nsh);
-        zs_tensor tdc = zs_tensor_make(dc, ZS_F32, ZS_CPU, 3, r.esh), tdu = zs_tensor_make(du, ZS_F32, ZS_CPU, 3, r.esh);
-        zs_sd_gen gen = {2, r.cfg, ZS_SAMPLER_EULER, NULL, NULL};
-        s = zs_sd_grad_forward(&g, p, &gen, &c, &u, &n, &img);
-        if (!s) e[0] = zt_rel_err(img->data, iref, zs_numel(img), 1e-6);
-        zs_tensor dimg = img ? zs_tensor_make(R, ZS_F32, ZS_CPU, 4, img->shape) : (zs_tensor){0};
-        if (!s) s = zs_sd_grad_backward(&g, &dimg, &tdc, &tdu);
-        if (!s) e[1] = zt_rel_err(dc, gc, ne, 1e-6), e[2] = zt_rel_err(du, gu, ne, 1e-6);
+        e[0] = zt_rel_err(img, iref, zs_numel(im), 1e-6), e[1] = zt_rel_err(dc, gc, ne, 1e-6), e[2] = zt_rel_err(du, gu, ne, 1e-6);
+        printf("    %s %s %s grad through 2 Euler steps: image %.2e d prompt %.2e d negative %.2e\n", model,
+               zs_device_name(dev), zs_dtype_name(dt), e[0], e[1], e[2]);
+    } else {
+        zt_note(__FILE__, __LINE__, "%s: %s", model, zs_errmsg());
     }
-    if (s) zt_note(__FILE__, __LINE__, "%s: %s", model, zs_errmsg());
-    else printf("    %s grad through 2 Euler steps: image %.2e d prompt %.2e d negative %.2e\n", model, e[0], e[1], e[2]);
+    zs_tensor *ts[6] = {&c, &u, &n, &tdc, &tdu, &dimg};
+    for (int i = 0; i < 6; i++) zs_free(ts[i]->data, dev);
     zs_sd_grad_free(&g);
     zs_sd_pipe_free(p);
     ref_close(&r);
-    free(R), free(iref), free(gc), free(gu), free(dc), free(du);
+    free(R), free(iref), free(gc), free(gu), free(dc), free(du), free(zeros), free(img);
     CHECK(!s, "%s failed", model);
-    CHECK(e[0] < 1e-4 && e[1] < 1e-4 && e[2] < 1e-4, "%s: gradient through sampling differs (bound 1e-4)", model);
+    CHECK(e[0] < bound && e[1] < bound && e[2] < bound, "%s: gradient through sampling differs (bound %g)", model, bound);
     return ZT_PASS;
 }
+static zt_result grad_case(const char *model) { return grad_case_on(model, ZS_CPU, ZS_F32, 1e-4); }
 
 TEST(sd_grad_through_sampling_sd1) { return grad_case("sd1-tiny"); }
 TEST(sd_grad_through_sampling_sd2) { return grad_case("sd2-tiny"); }
+
+// CUDA: txt2img per sampler and the gradient case against diffusers, F32 at the CPU's bounds
+// and BF16 loosely (bound 0.1 chosen, not yet measured on a GPU; the random UNets amplify
+// rounding: their latents reach std ~18).
+static zt_result cuda_case(zs_dtype dt, double bound) {
+    const char *models[2] = {"sd1-tiny", "sd2-tiny"};
+    CHECK_OK(zs_cuda_init(0));
+    int ok = 1;
+    for (int m = 0; m < 2; m++) {
+        t2i_ref r;
+        zs_sd_pipe *p = NULL;
+        zs_status s = ref_open(&r, models[m]);
+        if (!s) s = open_pipe_on(&p, models[m], 0, ZS_CUDA, dt);
+        for (int k = 0; !s && k < ZS_SAMPLER_COUNT; k++) {
+            char name[128];
+            int64_t ts[1], ni = 0;
+            snprintf(name, sizeof name, "txt2img.%s.timesteps", zs_sampler_name((zs_sampler)k));
+            float *tref = ref_read(r.ref, name, ts, 1), *lat = NULL, *img = NULL;
+            snprintf(name, sizeof name, "txt2img.%s.image", zs_sampler_name((zs_sampler)k));
+            float *iref = ref_read(r.ref, name, NULL, 4);
+            s = tref && iref ? run_t2i(p, &r, (zs_sampler)k, (int)ts[0], &lat, &img, &ni) : ZS_ERR(ZS_EFORMAT, "%s", name);
+            double e = s ? 1 : zt_rel_err(img, iref, ni, 1e-6);
+            if (!s) printf("    cuda %s %s %s: image %.2e\n", zs_dtype_name(dt), models[m], zs_sampler_name((zs_sampler)k), e);
+            ok &= !s && e < bound;
+            free(tref), free(iref), free(lat), free(img);
+        }
+        if (s) zt_note(__FILE__, __LINE__, "%s: %s", models[m], zs_errmsg()), ok = 0;
+        zs_sd_pipe_free(p);
+        ref_close(&r);
+    }
+    CHECK(ok, "CUDA %s txt2img differs from diffusers (bound %g)", zs_dtype_name(dt), bound);
+    return ZT_PASS;
+}
+GPU_TEST(sd_txt2img_cuda_f32) { return cuda_case(ZS_F32, 1e-4); }
+GPU_TEST(sd_txt2img_cuda_bf16) { return cuda_case(ZS_BF16, 1e-1); }
+GPU_TEST(sd_grad_through_sampling_cuda) {
+    CHECK_OK(zs_cuda_init(0));
+    zt_result r = grad_case_on("sd1-tiny", ZS_CUDA, ZS_F32, 1e-4);
+    if (r == ZT_PASS) r = grad_case_on("sd2-tiny", ZS_CUDA, ZS_F32, 1e-4);
+    if (r == ZT_PASS) r = grad_case_on("sd2-tiny", ZS_CUDA, ZS_BF16, 2e-1);  // bound chosen, not yet measured
+    return r;
+}
