@@ -107,6 +107,11 @@ zs_status zs_sd_vae_zero_grads(zs_sd_vae *v) {
     return zs_memset0(v->grads.base, v->dev, v->grads.used);
 }
 
+zs_sd_vae_mem zs_sd_vae_memory(const zs_sd_vae *v) {
+    zs_sd_vae_mem r = {v->params.cap, v->grads.cap, v->acts.cap, v->a.scratch};
+    return r;
+}
+
 const char *zs_sd_vae_param_name(const zs_sd_vae *v, int i) {
     return i >= 0 && i < v->n_params ? v->names[i] : NULL;
 }
@@ -181,94 +186,128 @@ zs_status zs_sd_vae_open(zs_sd_vae *v, const char *path, const zs_sd_plan_opts *
 // ---- activations -----------------------------------------------------------------------------
 typedef struct {
     zs_arena *ar;
-    zs_sd_vae_acts *a;
     zs_dtype dt;
-    int64_t B;
+    int64_t B, G;
+    int64_t kept, grad;   // largest kept tensor (the chain gradients), largest block gradient scratch
 } lay;
 
 static zs_status act4(lay *l, zs_tensor *t, int64_t C, int64_t h, int64_t w, const char *name) {
     int64_t sh[4] = {l->B, C, h, w};
-    if (l->B * C * h * w > l->a->max_numel) l->a->max_numel = l->B * C * h * w;
     return zs_arena_tensor(l->ar, t, l->dt, 4, sh, name);
 }
-static zs_status stats(lay *l, zs_tensor *t, int G) {
-    int64_t sh[2] = {l->B, G};
+static zs_status kept4(lay *l, zs_tensor *t, int64_t C, int64_t h, int64_t w, const char *name) {
+    if (l->B * C * h * w > l->kept) l->kept = l->B * C * h * w;
+    return act4(l, t, C, h, w, name);
+}
+static zs_status stats(lay *l, zs_tensor *t) {
+    int64_t sh[2] = {l->B, l->G};
     return zs_arena_tensor(l->ar, t, ZS_F32, 2, sh, "vae.gn.stats");
 }
-
-static zs_status lay_resnet(lay *l, zs_vae_resnet_acts *k, const zs_vae_resnet *p, const zs_tensor *x, int G, int64_t h,
-                            int64_t w, int train) {
-    k->x = x;
-    ZS_TRY(act4(l, &k->out, p->cout, h, w, "vae.resnet.out"));
-    size_t mark = zs_arena_mark(l->ar);
-    ZS_TRY(act4(l, &k->n1, p->cin, h, w, "vae.resnet.n1"));
-    ZS_TRY(stats(l, &k->mean1, G));
-    ZS_TRY(stats(l, &k->rstd1, G));
-    ZS_TRY(act4(l, &k->c1, p->cout, h, w, "vae.resnet.c1"));
-    ZS_TRY(act4(l, &k->n2, p->cout, h, w, "vae.resnet.n2"));
-    ZS_TRY(stats(l, &k->mean2, G));
-    ZS_TRY(stats(l, &k->rstd2, G));
-    if (p->cin != p->cout) ZS_TRY(act4(l, &k->sc, p->cout, h, w, "vae.resnet.shortcut"));
-    if (!train) zs_arena_reset(l->ar, mark);
-    return ZS_OK;
+static void need_grad(lay *l, int64_t n) {
+    if (n > l->grad) l->grad = n;
 }
 
+// A resnet's kept output; its resnet_bwd needs dn1 / dn2 (max(cin, cout)) in the gradient scratch.
+static zs_status kept_resnet(lay *l, zs_vae_resnet_acts *k, const zs_vae_resnet *p, const zs_tensor *x, int64_t h,
+                             int64_t w) {
+    memset(k, 0, sizeof *k);
+    k->x = x;
+    need_grad(l, l->B * (p->cin > p->cout ? p->cin : p->cout) * h * w);
+    return kept4(l, &k->out, p->cout, h, w, "vae.resnet.out");
+}
+
+// A resnet's intermediates. The shortcut output takes n1's memory when it fits: n1 is dead
+// once conv1 ran, and the backward's re-run (zs_vae_resnet_fwd_inner) does not write sc.
+static zs_status scratch_resnet(lay *l, zs_vae_resnet_acts *k, const zs_vae_resnet *p) {
+    int64_t h = k->out.shape[2], w = k->out.shape[3], sh[4] = {l->B, p->cout, h, w};
+    ZS_TRY(act4(l, &k->n1, p->cin, h, w, "vae.resnet.n1"));
+    ZS_TRY(stats(l, &k->mean1));
+    ZS_TRY(stats(l, &k->rstd1));
+    ZS_TRY(act4(l, &k->c1, p->cout, h, w, "vae.resnet.c1"));
+    ZS_TRY(act4(l, &k->n2, p->cout, h, w, "vae.resnet.n2"));
+    ZS_TRY(stats(l, &k->mean2));
+    ZS_TRY(stats(l, &k->rstd2));
+    if (p->cin == p->cout) return ZS_OK;
+    if (p->cin > p->cout) return zs_view(&k->sc, &k->n1, 0, 4, sh);
+    return act4(l, &k->sc, p->cout, h, w, "vae.resnet.shortcut");
+}
+
+static zs_status scratch_attn(lay *l, zs_vae_attn_acts *t, int train) {
+    int64_t B = l->B, C = t->out.shape[1], h = t->out.shape[2], w = t->out.shape[3], tok[3] = {B, h * w, C},
+            lse[3] = {B, 1, h * w};
+    ZS_TRY(act4(l, &t->xn, C, h, w, "vae.attn.norm"));
+    ZS_TRY(stats(l, &t->mean));
+    ZS_TRY(stats(l, &t->rstd));
+    zs_tensor *tt[6] = {&t->t, &t->q, &t->k, &t->v, &t->o, &t->p};
+    for (int i = 0; i < 6; i++) ZS_TRY(zs_arena_tensor(l->ar, tt[i], l->dt, 3, tok, "vae.attn.tokens"));
+    ZS_TRY(zs_arena_tensor(l->ar, &t->lse, ZS_F32, 3, lse, "vae.attn.lse"));
+    if (!train) return ZS_OK;
+    zs_tensor *gt[6] = {&t->dp, &t->d_o, &t->dq, &t->dk, &t->dv, &t->dt};
+    for (int i = 0; i < 6; i++) ZS_TRY(zs_arena_tensor(l->ar, gt[i], l->dt, 3, tok, "vae.attn.d"));
+    return act4(l, &t->dxn, C, h, w, "vae.attn.d.norm");
+}
+
+static zs_status scratch_head(lay *l, zs_sd_vae_acts *a, int64_t C, int64_t h, int64_t w) {
+    ZS_TRY(act4(l, &a->nout, C, h, w, "vae.conv_norm_out"));
+    ZS_TRY(stats(l, &a->nmean));
+    return stats(l, &a->nrstd);
+}
+
+// Kept outputs, then (train) the gradient buffers, then the scratch every block lays its
+// intermediates into from the same mark.
 static zs_status layout_acts(zs_arena *ar, zs_sd_vae *v, int64_t B, int64_t h, int64_t w, int train) {
     const zs_sd_vae_config *c = &v->cfg;
     zs_sd_vae_acts *a = &v->a;
-    lay l = {ar, a, v->dtype, B};
-    int n = c->levels, L = c->layers_per_block, G = c->norm_num_groups, cm = c->block_out_channels[n - 1];
-    a->max_numel = 0;
-    ZS_TRY(act4(&l, &a->z, c->latent_channels, h, w, "vae.z"));
-    ZS_TRY(act4(&l, &a->pq, c->latent_channels, h, w, "vae.post_quant_conv"));
-    ZS_TRY(act4(&l, &a->cin, cm, h, w, "vae.conv_in"));
-    ZS_TRY(lay_resnet(&l, &a->mid[0], &v->p.mid[0], &a->cin, G, h, w, train));
+    const zs_sd_vae_params *p = &v->p;
+    lay l = {ar, v->dtype, B, c->norm_num_groups, 0, 0};
+    int n = c->levels, L = c->layers_per_block, cm = c->block_out_channels[n - 1], at = c->mid_block_add_attention;
+    ZS_TRY(kept4(&l, &a->z, c->latent_channels, h, w, "vae.z"));
+    ZS_TRY(kept4(&l, &a->pq, c->latent_channels, h, w, "vae.post_quant_conv"));
+    ZS_TRY(kept4(&l, &a->cin, cm, h, w, "vae.conv_in"));
+    need_grad(&l, zs_numel(&a->pq));  // d post_quant_conv out
+    ZS_TRY(kept_resnet(&l, &a->mid[0], &p->mid[0], &a->cin, h, w));
     const zs_tensor *x = &a->mid[0].out;
-    if (c->mid_block_add_attention) {
-        zs_vae_attn_acts *t = &a->attn;
-        int64_t tok[3] = {B, h * w, cm}, lse[3] = {B, 1, h * w};
-        ZS_TRY(act4(&l, &t->out, cm, h, w, "vae.attn.out"));
-        size_t mark = zs_arena_mark(ar);
-        ZS_TRY(act4(&l, &t->xn, cm, h, w, "vae.attn.norm"));
-        ZS_TRY(stats(&l, &t->mean, G));
-        ZS_TRY(stats(&l, &t->rstd, G));
-        zs_tensor *tt[6] = {&t->t, &t->q, &t->k, &t->v, &t->o, &t->p};
-        for (int i = 0; i < 6; i++) ZS_TRY(zs_arena_tensor(ar, tt[i], v->dtype, 3, tok, "vae.attn.tokens"));
-        ZS_TRY(zs_arena_tensor(ar, &t->lse, ZS_F32, 3, lse, "vae.attn.lse"));
-        if (train) {
-            zs_tensor *gt[6] = {&t->dp, &t->d_o, &t->dq, &t->dk, &t->dv, &t->dt};
-            for (int i = 0; i < 6; i++) ZS_TRY(zs_arena_tensor(ar, gt[i], v->dtype, 3, tok, "vae.attn.d"));
-            ZS_TRY(act4(&l, &t->dxn, cm, h, w, "vae.attn.d.norm"));
-        } else {
-            zs_arena_reset(ar, mark);
-        }
-        x = &t->out;
+    if (at) {
+        memset(&a->attn, 0, sizeof a->attn);
+        ZS_TRY(kept4(&l, &a->attn.out, cm, h, w, "vae.attn.out"));
+        x = &a->attn.out;
     }
-    ZS_TRY(lay_resnet(&l, &a->mid[1], &v->p.mid[1], x, G, h, w, train));
+    ZS_TRY(kept_resnet(&l, &a->mid[1], &p->mid[1], x, h, w));
     x = &a->mid[1].out;
     int64_t hh = h, ww = w;
     for (int i = 0; i < n; i++) {
         int ch = c->block_out_channels[n - 1 - i];
         for (int j = 0; j <= L; j++) {
-            ZS_TRY(lay_resnet(&l, &a->up[i][j], &v->p.up[i][j], x, G, hh, ww, train));
+            ZS_TRY(kept_resnet(&l, &a->up[i][j], &p->up[i][j], x, hh, ww));
             x = &a->up[i][j].out;
         }
         if (i < n - 1) {
             hh *= 2, ww *= 2;
-            ZS_TRY(act4(&l, &a->ups[i], ch, hh, ww, "vae.upsample"));
-            ZS_TRY(act4(&l, &a->upc[i], ch, hh, ww, "vae.upsample.conv"));
+            ZS_TRY(kept4(&l, &a->upc[i], ch, hh, ww, "vae.upsample.conv"));
+            need_grad(&l, zs_numel(&a->upc[i]));  // d upsampled
             x = &a->upc[i];
         }
     }
-    ZS_TRY(act4(&l, &a->nout, c->block_out_channels[0], hh, ww, "vae.conv_norm_out"));
-    ZS_TRY(stats(&l, &a->nmean, G));
-    ZS_TRY(stats(&l, &a->nrstd, G));
-    ZS_TRY(act4(&l, &a->image, c->out_channels, hh, ww, "vae.image"));
+    ZS_TRY(act4(&l, &a->image, c->out_channels, hh, ww, "vae.image"));  // d image is the caller's: not in l.kept
     if (train) {
-        int64_t mx = a->max_numel;
-        for (int i = 0; i < 2; i++) ZS_TRY(zs_arena_tensor(ar, &a->g[i], v->dtype, 1, &mx, "vae.d.stream"));
-        for (int i = 0; i < 2; i++) ZS_TRY(zs_arena_tensor(ar, &a->s[i], v->dtype, 1, &mx, "vae.d.scratch"));
+        for (int i = 0; i < 2; i++) ZS_TRY(zs_arena_tensor(ar, &a->g[i], v->dtype, 1, &l.kept, "vae.d.chain"));
+        ZS_TRY(zs_arena_tensor(ar, &a->s, v->dtype, 1, &l.grad, "vae.d.scratch"));
     }
+    size_t mark = zs_arena_mark(ar), top = mark;
+#define SCRATCH(call) do { zs_arena_reset(ar, mark); ZS_TRY(call); \
+                           if (zs_arena_mark(ar) > top) top = zs_arena_mark(ar); } while (0)
+    SCRATCH(scratch_resnet(&l, &a->mid[0], &p->mid[0]));
+    if (at) SCRATCH(scratch_attn(&l, &a->attn, train));
+    SCRATCH(scratch_resnet(&l, &a->mid[1], &p->mid[1]));
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j <= L; j++) SCRATCH(scratch_resnet(&l, &a->up[i][j], &p->up[i][j]));
+        if (i < n - 1) SCRATCH(act4(&l, &a->ups[i], a->upc[i].shape[1], a->upc[i].shape[2], a->upc[i].shape[3],
+                                    "vae.upsample"));
+    }
+    SCRATCH(scratch_head(&l, a, c->block_out_channels[0], hh, ww));
+#undef SCRATCH
+    zs_arena_reset(ar, top);
+    a->scratch = top - mark;
     return ZS_OK;
 }
 
@@ -277,6 +316,7 @@ zs_status zs_sd_vae_setup(zs_sd_vae *v, int64_t B, int64_t h, int64_t w, int tra
     if (!v->params.base) return ZS_ERR(ZS_EINVAL, "sd vae: setup before zs_sd_vae_init");
     if (B < 1 || h < 1 || w < 1) return ZS_ERR(ZS_EINVAL, "sd vae: latents [%lld, %d, %lld, %lld]", (long long)B,
                                                  v->cfg.latent_channels, (long long)h, (long long)w);
+    train = !!train;
     if (v->acts.base && a->B == B && a->h == h && a->w == w && a->train == train) return ZS_OK;
     zs_arena_free(&v->acts);
     memset(a, 0, sizeof *a);
@@ -307,6 +347,14 @@ static zs_attn_params attn_params(const zs_sd_vae *v) {
     return ap;
 }
 
+// conv_norm_out + SiLU of the last up block's output (no upsampler there) into the scratch.
+static zs_status head_norm(zs_sd_vae *v) {
+    zs_sd_vae_acts *a = &v->a;
+    const zs_vae_pair *np = &v->p.norm_out;
+    return zs_groupnorm_fwd(&a->nout, &a->nmean, &a->nrstd, &a->up[v->cfg.levels - 1][v->cfg.layers_per_block].out,
+                            &np->w, &np->b, v->cfg.norm_num_groups, ZS_VAE_EPS, 1);
+}
+
 zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents) {
     zs_sd_vae_acts *a = &v->a;
     const zs_sd_vae_params *p = &v->p;
@@ -324,18 +372,14 @@ zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents) {
     ZS_TRY(zs_vae_resnet_fwd(&p->mid[0], &a->mid[0], c->norm_num_groups));
     if (c->mid_block_add_attention) ZS_TRY(zs_vae_attn_fwd(&p->attn, &a->attn, &a->mid[0].out, c->norm_num_groups));
     ZS_TRY(zs_vae_resnet_fwd(&p->mid[1], &a->mid[1], c->norm_num_groups));
-    const zs_tensor *x = &a->mid[1].out;
     for (int i = 0; i < n; i++) {
         for (int j = 0; j <= L; j++) ZS_TRY(zs_vae_resnet_fwd(&p->up[i][j], &a->up[i][j], c->norm_num_groups));
-        x = &a->up[i][L].out;
         if (i < n - 1) {
-            ZS_TRY(zs_upsample_nearest_fwd(&a->ups[i], x));
+            ZS_TRY(zs_upsample_nearest_fwd(&a->ups[i], &a->up[i][L].out));
             ZS_TRY(zs_conv2d_fwd(&a->upc[i], &a->ups[i], &p->upconv[i].w, &p->upconv[i].b, &P3));
-            x = &a->upc[i];
         }
     }
-    ZS_TRY(zs_groupnorm_fwd(&a->nout, &a->nmean, &a->nrstd, x, &p->norm_out.w, &p->norm_out.b, c->norm_num_groups,
-                            ZS_VAE_EPS, 1));
+    ZS_TRY(head_norm(v));
     return zs_conv2d_fwd(&a->image, &a->nout, &p->conv_out.w, &p->conv_out.b, &P3);
 }
 
@@ -345,15 +389,18 @@ zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents) {
 
 #define zview zs_vae_zview
 
-// dy: gradient of k->out; dx (zeroed, shaped like k->x) +=.
-static zs_status resnet_bwd(zs_sd_vae *v, const zs_vae_resnet *p, zs_vae_resnet *G, const zs_vae_resnet_acts *k,
+// Re-makes the resnet's intermediates in the scratch, then from dy (gradient of k->out): dx
+// (zeroed, shaped like k->x) +=. dc1 goes into n2's memory (dead by then, see sd_vae_blocks.h).
+static zs_status resnet_bwd(zs_sd_vae *v, const zs_vae_resnet *p, zs_vae_resnet *G, zs_vae_resnet_acts *k,
                             const zs_tensor *dy, zs_tensor *dx) {
-    return zs_vae_resnet_bwd(p, G, k, dy, dx, &v->a.s[0], &v->a.s[1], v->cfg.norm_num_groups);
+    ZS_TRY(zs_vae_resnet_fwd_inner(p, k, v->cfg.norm_num_groups));
+    return zs_vae_resnet_bwd(p, G, k, dy, dx, &v->a.s, &k->n2, v->cfg.norm_num_groups);
 }
 
 static zs_status attn_bwd(zs_sd_vae *v, const zs_vae_attn *p, zs_vae_attn *G, zs_vae_attn_acts *t, const zs_tensor *x,
                           const zs_tensor *dy, zs_tensor *dx) {
     int64_t N = t->t.shape[0] * t->t.shape[1], C = t->t.shape[2];
+    ZS_TRY(zs_vae_attn_fwd(p, t, x, v->cfg.norm_num_groups));  // re-make the intermediates (out: the same values)
     ZS_TRY(zs_add_bwd(dx, NULL, dy));                 // residual
     ZS_TRY(zs_patchify_fwd(&t->dp, dy, 1));           // d(to_out output), tokens
     zs_tensor z[5] = {t->d_o, t->dq, t->dk, t->dv, t->dt};
@@ -391,7 +438,8 @@ zs_status zs_sd_vae_decode_bwd(zs_sd_vae *v, const zs_tensor *d_image, zs_tensor
     zs_tensor dnout, dy, dx;
     {
         zs_vae_pair *G0 = GP ? &GP->conv_out : NULL, *G1 = GP ? &GP->norm_out : NULL;
-        ZS_TRY(zview(&dnout, &a->s[0], &a->nout));
+        ZS_TRY(head_norm(v));
+        ZS_TRY(zview(&dnout, &a->s, &a->nout));
         ZS_TRY(zs_conv2d_bwd(&dnout, G0 ? &G0->w : NULL, G0 ? &G0->b : NULL, d_image, &a->nout, &p->conv_out.w, &P3));
         const zs_tensor *x = &a->up[n - 1][L].out;  // conv_norm_out reads the last up block's output (no upsampler there)
         ZS_TRY(zview(&dy, &a->g[cur], x));
@@ -402,7 +450,8 @@ zs_status zs_sd_vae_decode_bwd(zs_sd_vae *v, const zs_tensor *d_image, zs_tensor
         if (i < n - 1) {  // dy is d(upc[i]): through the conv, then the upsample
             zs_vae_pair *G = GP ? &GP->upconv[i] : NULL;
             zs_tensor dups;
-            ZS_TRY(zview(&dups, &a->s[0], &a->ups[i]));
+            ZS_TRY(zs_upsample_nearest_fwd(&a->ups[i], &a->up[i][L].out));
+            ZS_TRY(zview(&dups, &a->s, &a->ups[i]));
             ZS_TRY(zs_conv2d_bwd(&dups, G ? &G->w : NULL, G ? &G->b : NULL, &dy, &a->ups[i], &p->upconv[i].w, &P3));
             cur ^= 1;
             ZS_TRY(zview(&dx, &a->g[cur], &a->up[i][L].out));
@@ -433,10 +482,10 @@ zs_status zs_sd_vae_decode_bwd(zs_sd_vae *v, const zs_tensor *d_image, zs_tensor
     // conv_in, post_quant_conv, / scaling_factor
     zs_tensor dpq, dz;
     zs_vae_pair *Gi = GP ? &GP->conv_in : NULL, *Gq = GP ? &GP->post_quant_conv : NULL;
-    ZS_TRY(zview(&dpq, &a->s[0], &a->pq));
+    ZS_TRY(zview(&dpq, &a->s, &a->pq));
     ZS_TRY(zs_conv2d_bwd(&dpq, Gi ? &Gi->w : NULL, Gi ? &Gi->b : NULL, &dy, &a->pq, &p->conv_in.w, &P3));
     if (!d_latents) return Gq ? zs_conv2d_bwd(NULL, &Gq->w, &Gq->b, &dpq, &a->z, &p->post_quant_conv.w, &P1) : ZS_OK;
-    ZS_TRY(zview(&dz, &a->s[1], &a->z));
+    ZS_TRY(zview(&dz, &a->g[cur ^ 1], &a->z));
     ZS_TRY(zs_conv2d_bwd(&dz, Gq ? &Gq->w : NULL, Gq ? &Gq->b : NULL, &dpq, &a->z, &p->post_quant_conv.w, &P1));
     int64_t nz = zs_numel(&a->z);
     zs_tensor dl1, dz1, z1;

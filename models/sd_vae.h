@@ -17,9 +17,15 @@
 // F32 / BF16 / F16 (group norm / attention statistics F32).
 //
 // Memory: parameters and gradients one arena each; activations one arena sized by
-// zs_sd_vae_setup for (B, h, w). With train = 0 the intermediates inside each resnet are
-// dropped after it (only block outputs stay); with train = 1 everything the backward reads
-// is kept, plus gradient scratch.
+// zs_sd_vae_setup for (B, h, w), with per-block checkpointing as the UNet's: the kept part
+// holds the block outputs (z, post_quant_conv, conv_in, every resnet / attention out, every
+// upsampler's conv out, the image); each block's intermediates (resnet n1 / c1 / n2 /
+// statistics / shortcut, the attention's norm / tokens / q / k / v / o / lse and, train, its
+// gradients, the upsampled tensor, conv_norm_out) live in one scratch region sized for the
+// largest block. train = 1 adds the gradient chain buffers; the backward re-runs each
+// block's forward into the scratch (a resnet only up to norm2, the upsampler only the
+// upsample, the head only the group norm), then its backward. The forward is the same in
+// both modes, so train = 0 and train = 1 decodes are bit-identical.
 #ifndef ZS_SD_VAE_H
 #define ZS_SD_VAE_H
 #include "engine/arena.h"
@@ -83,16 +89,20 @@ typedef struct {
 typedef struct {
     int64_t B, h, w;                     // latent size set up for
     int train;
-    zs_tensor z;                         // latents / scaling_factor
-    zs_tensor pq, cin;                   // post_quant_conv, conv_in outputs
-    zs_vae_resnet_acts mid[2];
-    zs_vae_attn_acts attn;
+    // kept: the block outputs
+    zs_tensor z;                         // latents / scaling_factor [B, z, h, w]
+    zs_tensor pq, cin;                   // post_quant_conv [B, z, h, w], conv_in [B, C_last, h, w] outputs
+    zs_vae_resnet_acts mid[2];           // .out kept, the rest in the scratch (.sc: n1's memory when cin >= cout)
+    zs_vae_attn_acts attn;               // .out kept, the rest (train: with its gradients) in the scratch
     zs_vae_resnet_acts up[ZS_SD_MAX_LEVELS][ZS_SD_VAE_MAX_RESNETS];
-    zs_tensor ups[ZS_SD_MAX_LEVELS], upc[ZS_SD_MAX_LEVELS];  // upsampled, upsampler conv out
-    zs_tensor nout, nmean, nrstd;        // conv_norm_out + SiLU
-    zs_tensor image;                     // the decoder output
-    int64_t max_numel;
-    zs_tensor g[2], s[2];                // train: gradient scratch, max_numel each
+    zs_tensor ups[ZS_SD_MAX_LEVELS];     // upsampled [B, C, 2h', 2w'] (scratch), made again by the backward
+    zs_tensor upc[ZS_SD_MAX_LEVELS];     // upsampler conv out (kept)
+    zs_tensor nout, nmean, nrstd;        // conv_norm_out + SiLU [B, C_0, H, W], statistics [B, G] (scratch)
+    zs_tensor image;                     // the decoder output [B, out, H, W]
+    // train
+    zs_tensor g[2];                      // gradient chain ping-pong, the largest kept tensor each
+    zs_tensor s;                         // block gradient scratch: max(cin, cout) B h w of the largest resnet
+    size_t scratch;                      // bytes of the shared scratch region
 } zs_sd_vae_acts;
 
 typedef struct {
@@ -119,7 +129,8 @@ zs_status zs_sd_vae_load(zs_sd_vae *v, const zs_sd_plan *p);
 zs_status zs_sd_vae_open(zs_sd_vae *v, const char *path, const zs_sd_plan_opts *opts, zs_device dev, zs_dtype dt);
 void zs_sd_vae_free(zs_sd_vae *v);
 
-// Activations for latents [B, latent_channels, h, w]; train = 1 keeps what the backward needs.
+// Activations for latents [B, latent_channels, h, w]; train = 1 adds the backward's gradient
+// buffers (block outputs kept, intermediates re-made by the backward: see Memory above).
 zs_status zs_sd_vae_setup(zs_sd_vae *v, int64_t B, int64_t h, int64_t w, int train);
 // image = decoder(latents / scaling_factor) into v->a.image (latents as the pipeline holds them).
 zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents);
@@ -127,8 +138,16 @@ zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents);
 zs_status zs_sd_vae_grads(zs_sd_vae *v);
 zs_status zs_sd_vae_zero_grads(zs_sd_vae *v);
 // From d_image (shaped like v->a.image): parameter gradients (+=, when zs_sd_vae_grads ran)
-// and d_latents (+=, may be NULL), w.r.t. the scaled latents. Needs setup(train = 1) and a decode.
+// and d_latents (+=, may be NULL), w.r.t. the scaled latents. Needs setup(train = 1) and the
+// decode just before (it re-runs blocks from the kept outputs; no other decode in between).
 zs_status zs_sd_vae_decode_bwd(zs_sd_vae *v, const zs_tensor *d_image, zs_tensor *d_latents);
+
+// Bytes held: parameters, gradients (0 before zs_sd_vae_grads), activations of the last setup
+// (kept outputs + scratch, train: + gradient buffers), and the scratch part of those.
+typedef struct {
+    size_t params, grads, acts, scratch;
+} zs_sd_vae_mem;
+zs_sd_vae_mem zs_sd_vae_memory(const zs_sd_vae *v);
 
 // Parameter i's engine name (diffusers naming, to_q/to_k/to_v/to_out.0), NULL out of range.
 const char *zs_sd_vae_param_name(const zs_sd_vae *v, int i);

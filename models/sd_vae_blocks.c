@@ -83,14 +83,18 @@ zs_status zs_vae_reg_attn(zs_vae_reg *r, zs_vae_attn *p, const char *prefix, int
 // ---- forward -----------------------------------------------------------------------------------
 static const zs_conv2d_params P1 = {1, 1, 0, 0, 1}, P3 = {1, 1, 1, 1, 1};
 
-zs_status zs_vae_resnet_fwd(const zs_vae_resnet *p, zs_vae_resnet_acts *k, int G) {
+zs_status zs_vae_resnet_fwd_inner(const zs_vae_resnet *p, zs_vae_resnet_acts *k, int G) {
     ZS_TRY(zs_groupnorm_fwd(&k->n1, &k->mean1, &k->rstd1, k->x, &p->norm1.w, &p->norm1.b, G, p->eps, 1));
     ZS_TRY(zs_conv2d_fwd(&k->c1, &k->n1, &p->conv1.w, &p->conv1.b, &P3));
     if (p->temb) {  // + time_emb_proj(SiLU(temb)) per (sample, channel)
         ZS_TRY(zs_linear_fwd(&k->tb, k->temb, &p->temb_proj.w, &p->temb_proj.b));
         ZS_TRY(zs_chanbias_fwd(&k->c1, &k->c1, &k->tb));
     }
-    ZS_TRY(zs_groupnorm_fwd(&k->n2, &k->mean2, &k->rstd2, &k->c1, &p->norm2.w, &p->norm2.b, G, p->eps, 1));
+    return zs_groupnorm_fwd(&k->n2, &k->mean2, &k->rstd2, &k->c1, &p->norm2.w, &p->norm2.b, G, p->eps, 1);
+}
+
+zs_status zs_vae_resnet_fwd(const zs_vae_resnet *p, zs_vae_resnet_acts *k, int G) {
+    ZS_TRY(zs_vae_resnet_fwd_inner(p, k, G));
     ZS_TRY(zs_conv2d_fwd(&k->out, &k->n2, &p->conv2.w, &p->conv2.b, &P3));
     if (p->cin != p->cout) {
         ZS_TRY(zs_conv2d_fwd(&k->sc, k->x, &p->shortcut.w, &p->shortcut.b, &P1));

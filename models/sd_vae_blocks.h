@@ -32,8 +32,12 @@ zs_status zs_vae_reg_attn(zs_vae_reg *r, zs_vae_attn *p, const char *prefix, int
 
 // k->x and every tensor of k set up (shapes as in zs_vae_resnet_acts); G groups.
 zs_status zs_vae_resnet_fwd(const zs_vae_resnet *p, zs_vae_resnet_acts *k, int G);
+// Only what the backward reads (n1, c1 (+ tb), n2 and the statistics): a checkpointed
+// backward's re-run; k->out and k->sc are neither read nor written.
+zs_status zs_vae_resnet_fwd_inner(const zs_vae_resnet *p, zs_vae_resnet_acts *k, int G);
 // dy: gradient of k->out; dx (shaped like k->x) +=; G: parameter gradients (+=, may be NULL);
-// s0, s1: scratch of at least max(cin, cout) * B*h*w and cout * B*h*w elements.
+// s0, s1: scratch of at least max(cin, cout) * B*h*w and cout * B*h*w elements. s1 may be
+// k->n2's memory: n2 is read only by conv2's backward, which runs before s1 is first written.
 zs_status zs_vae_resnet_bwd(const zs_vae_resnet *p, zs_vae_resnet *G, const zs_vae_resnet_acts *k, const zs_tensor *dy,
                             zs_tensor *dx, const zs_tensor *s0, const zs_tensor *s1, int groups);
 // A zeroed view of buffer buf shaped like `like`.
