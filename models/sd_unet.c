@@ -460,24 +460,25 @@ static zs_status split_bwd(zs_tensor *da, zs_tensor *db, const zs_tensor *dy) {
     return ZS_OK;
 }
 
-// Unit i's forward (its output, intermediates in the scratch); head: into out, or with out
-// NULL (the backward's re-run) only the group norm.
+// Unit i's forward (its output, intermediates in the scratch); with out NULL (the backward's
+// re-run) only what its backward reads: nothing for the convs (their inputs are kept), a
+// resnet up to norm2, the upsampled tensor, the head's group norm.
 static zs_status unit_fwd(zs_sd_unet *m, int i, zs_tensor *out) {
     unit *u = &m->u[i];
     const zs_tensor *x = unit_in(m, i);
     int G = m->cfg.norm_num_groups;
     switch (u->kind) {
-    case U_CONV_IN: return zs_conv2d_fwd(&u->o, x, &u->cp->w, &u->cp->b, &P3);
-    case U_DOWN: return zs_conv2d_fwd(&u->o, x, &u->cp->w, &u->cp->b, &P3S2);
+    case U_CONV_IN: return out ? zs_conv2d_fwd(&u->o, x, &u->cp->w, &u->cp->b, &P3) : ZS_OK;
+    case U_DOWN: return out ? zs_conv2d_fwd(&u->o, x, &u->cp->w, &u->cp->b, &P3S2) : ZS_OK;
     case U_RESNET:
         if (u->skip >= 0) ZS_TRY(concat(&u->cat, x, &m->u[u->skip].o));
-        return zs_vae_resnet_fwd(u->rp, &u->r, G);
+        return out ? zs_vae_resnet_fwd(u->rp, &u->r, G) : zs_vae_resnet_fwd_inner(u->rp, &u->r, G);
     case U_XFORMER:
         u->x.ctx = m->ctx;
         return zs_unet_xformer_fwd(u->xp, &u->x, G);
     case U_UP:
         ZS_TRY(zs_upsample_nearest_fwd(&u->ups, x));
-        return zs_conv2d_fwd(&u->o, &u->ups, &u->cp->w, &u->cp->b, &P3);
+        return out ? zs_conv2d_fwd(&u->o, &u->ups, &u->cp->w, &u->cp->b, &P3) : ZS_OK;
     case U_HEAD:
         ZS_TRY(zs_groupnorm_fwd(&u->nout, &u->nmean, &u->nrstd, x, &u->np->w, &u->np->b, G, (float)m->cfg.norm_eps, 1));
         return out ? zs_conv2d_fwd(out, &u->nout, &u->cp->w, &u->cp->b, &P3) : ZS_OK;
