@@ -273,3 +273,82 @@ GPU_TEST(sd_grad_through_sampling_cuda) {
     if (r == ZT_PASS) r = grad_case_on("sd2-tiny", ZS_CUDA, ZS_BF16, 2e-1);  // bound chosen, not yet measured
     return r;
 }
+
+// The whole pipeline from prompt strings (tokenizer, text encoder, CFG with the negative
+// prompt, sampler, UNet, VAE) against StableDiffusionPipeline (prompt.* references), for the
+// folder and for the single file with --config-dir's tokenizer.
+static zt_result prompt_case(const char *model, int single) {
+    char rel[256], a[512], b[512];
+    t2i_ref r;
+    zs_sd_pipe *p = NULL;
+    zs_status s = ref_open(&r, model);
+    zs_sd_pipe_opts o = zs_sd_pipe_default_opts();
+    snprintf(rel, sizeof rel, single ? "sd/%s.safetensors" : "sd/%s", model);
+    zt_fixture_path(rel, a, sizeof a);
+    if (single) snprintf(rel, sizeof rel, "sd/%s", model), o.config_dir = zt_fixture_path(rel, b, sizeof b);
+    if (!s) s = zs_sd_pipe_open(&p, a, &o, ZS_CPU, ZS_F32);
+    const zs_st_entry *te = s ? NULL : zs_st_find(r.ref, "prompt.text"), *ne = s ? NULL : zs_st_find(r.ref, "prompt.negative_text");
+    const zs_st_entry *ie = s ? NULL : zs_st_find(r.ref, "prompt.ids"), *nie = s ? NULL : zs_st_find(r.ref, "prompt.negative_ids");
+    if (!s && !(te && ne && ie && nie)) s = ZS_ERR(ZS_EFORMAT, "prompt.* references missing");
+    char *text[2] = {NULL, NULL};
+    int ids_ok = 0, ok = 1;
+    if (!s) {
+        const zs_st_entry *e[2] = {te, ne}, *ids[2] = {ie, nie};
+        ids_ok = 1;
+        for (int k = 0; k < 2; k++) {
+            text[k] = calloc((size_t)zs_st_numel(e[k]) + 1, 1);
+            if (text[k]) memcpy(text[k], e[k]->data, (size_t)zs_st_numel(e[k]));
+            int32_t got[77];
+            const int64_t *want = ids[k]->data;  // I64 [1, 77]
+            if (!text[k] || zs_sd_pipe_tokenize(p, (const char *const *)&text[k], 1, got)) ids_ok = 0;
+            for (int j = 0; ids_ok && j < 77; j++) ids_ok &= got[j] == want[j];
+        }
+    }
+    float *cond = NULL, *uncond = NULL;
+    if (!s) {
+        zs_tensor c = zs_tensor_make(NULL, ZS_F32, ZS_CPU, 3, r.esh), u = c;
+        c.data = cond = malloc(zs_nbytes(&c)), u.data = uncond = malloc(zs_nbytes(&u));
+        if (!cond || !uncond) s = ZS_ERR(ZS_ENOMEM, "embeddings");
+        if (!s) s = zs_sd_pipe_encode(p, (const char *const *)&text[0], 1, &c);
+        if (!s) s = zs_sd_pipe_encode(p, (const char *const *)&text[1], 1, &u);
+    }
+    t2i_ref rp = r;  // the same noise and guidance, the encoder's embeddings
+    rp.cond = cond, rp.uncond = uncond;
+    for (int k = 0; !s && k < ZS_SAMPLER_COUNT; k++) {
+        char name[128];
+        int64_t ts[1], ni = 0;
+        snprintf(name, sizeof name, "txt2img.%s.timesteps", zs_sampler_name((zs_sampler)k));
+        float *tref = ref_read(r.ref, name, ts, 1), *lat = NULL, *img = NULL;
+        snprintf(name, sizeof name, "prompt.%s.latents", zs_sampler_name((zs_sampler)k));
+        float *lref = ref_read(r.ref, name, NULL, 4);
+        snprintf(name, sizeof name, "prompt.%s.pixels", zs_sampler_name((zs_sampler)k));
+        const zs_st_entry *pe = zs_st_find(r.ref, name);
+        uint8_t *pix = NULL;
+        s = tref && lref && pe ? run_t2i(p, &rp, (zs_sampler)k, (int)ts[0], &lat, &img, &ni) : ZS_ERR(ZS_EFORMAT, "%s", name);
+        if (!s) s = (pix = malloc((size_t)ni)) ? zs_sd_to_pixels(&p->vae.a.image, pix) : ZS_ERR(ZS_ENOMEM, "pixels");
+        if (!s) {
+            int worst = 0;
+            const uint8_t *pr = pe->data;
+            for (int64_t i = 0; i < ni; i++) worst = abs((int)pix[i] - (int)pr[i]) > worst ? abs((int)pix[i] - (int)pr[i]) : worst;
+            double el = zt_rel_err(lat, lref, zs_numel(&p->vae.a.z), 1e-6);
+            printf("    %s%s prompt -> %s: latents %.2e, worst pixel difference %d\n", model, single ? " (single file)" : "",
+                   zs_sampler_name((zs_sampler)k), el, worst);
+            ok &= el < 1e-4 && worst <= 1;
+        }
+        free(tref), free(lref), free(lat), free(img), free(pix);
+    }
+    if (s) zt_note(__FILE__, __LINE__, "%s: %s", model, zs_errmsg());
+    free(text[0]), free(text[1]), free(cond), free(uncond);
+    zs_sd_pipe_free(p);
+    ref_close(&r);
+    CHECK(!s, "%s failed", model);
+    CHECK(ids_ok, "%s: token ids differ from the folder tokenizer's (prompt.ids)", model);
+    CHECK(ok, "%s: prompt -> image differs from diffusers (bounds: latents 1e-4, 1 pixel level)", model);
+    return ZT_PASS;
+}
+TEST(sd_prompt_to_image_sd1) { return prompt_case("sd1-tiny", 0); }
+TEST(sd_prompt_to_image_sd2) { return prompt_case("sd2-tiny", 0); }
+TEST(sd_prompt_to_image_single_files) {
+    zt_result r = prompt_case("sd1-tiny", 1);
+    return r == ZT_PASS ? prompt_case("sd2-tiny", 1) : r;
+}
