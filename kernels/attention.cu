@@ -447,9 +447,20 @@ static zs_status dims_of(dims *d, const char *op, int64_t B, int64_t H, int64_t 
 
 }  // namespace
 
+extern "C" zs_status zs_attention_wide_fwd_cuda(void *out, float *lse, const void *q, const void *k, const void *v,
+                                                zs_dtype dt, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk,
+                                                int64_t Dv, float scale, int causal);  // attention_wide.cu
+extern "C" zs_status zs_attention_wide_bwd_cuda(void *dq, void *dk, void *dv, const void *dout, const void *q,
+                                                const void *k, const void *v, const void *out, const float *lse,
+                                                zs_dtype dt, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk,
+                                                int64_t Dv, float scale, int causal);
+
+// Head dims past the fused kernels' tiers go to the materialised-score path (attention_wide.cu).
 extern "C" zs_status zs_attention_fwd_cuda(void *out, float *lse, const void *q, const void *k, const void *v,
                                            zs_dtype dt, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk,
                                            int64_t Dv, float scale, int causal) {
+    if (Dk > ATTN_MAX_D || Dv > ATTN_MAX_D)
+        return zs_attention_wide_fwd_cuda(out, lse, q, k, v, dt, B, H, Lq, Lk, Dk, Dv, scale, causal);
     dims d = {0, 0, 0, 0, 0, 0, 0.f, 0};
     ZS_TRY(dims_of(&d, "attention_fwd", B, H, Lq, Lk, Dk, Dv, scale, causal));
     ZS_DISPATCH_DT("attention_fwd", dt,
@@ -460,6 +471,8 @@ extern "C" zs_status zs_attention_bwd_cuda(void *dq, void *dk, void *dv, const v
                                            const void *k, const void *v, const void *out, const float *lse,
                                            zs_dtype dt, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk,
                                            int64_t Dv, float scale, int causal) {
+    if (Dk > ATTN_MAX_D || Dv > ATTN_MAX_D)
+        return zs_attention_wide_bwd_cuda(dq, dk, dv, dout, q, k, v, out, lse, dt, B, H, Lq, Lk, Dk, Dv, scale, causal);
     dims d = {0, 0, 0, 0, 0, 0, 0.f, 0};
     ZS_TRY(dims_of(&d, "attention_bwd", B, H, Lq, Lk, Dk, Dv, scale, causal));
     ZS_DISPATCH_DT("attention_bwd", dt,

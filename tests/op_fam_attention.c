@@ -41,6 +41,10 @@ static const zt_op_case k_cases[] = {
     {"attn_causal_q33_k200_d64",          F, T,      FAM, {1, 4, 33,   200,  64,  64,  1}},
     {"attn_dk64_dv96_q70_k45",            F, T,      FAM, {1, 3, 70,   45,   64,  96,  0}},
     {"attn_causal_1x1_l1_d32",            F, T,      FAM, {3, 1, 1,    1,    32,  32,  1}},
+    // -- head dims past the fused kernels (CUDA: materialised scores, attention_wide.cu) ----
+    {"attn_wide_q37_k29_d200",            F, T,      FAM, {2, 2, 37,   29,   200, 200, 0}},
+    {"attn_wide_causal_q40_k33_dk176_dv232", F, T,   FAM, {1, 2, 40,   33,   176, 232, 1}},
+    {"attn_vae_mid_q300_d512",            F, T,      FAM, {1, 1, 300,  300,  512, 512, 0}},
     // -- bench: SD 1.5 (heads 8, head dims 40 / 80 / 160), SD 2.x (head dim 64), CLIP ------
     {"attn_sd15_cross_4096x77_d40",       F, BN,     FAM, {2, 8, 4096, 77,   40,  40,  0}},
     {"attn_sd15_self_256_d160",           F, BN,     FAM, {2, 8, 256,  256,  160, 160, 0}},
@@ -50,6 +54,8 @@ static const zt_op_case k_cases[] = {
     {"attn_sd15_self_1024_d80",           F, BN | G, FAM, {2, 8, 1024, 1024, 80,  80,  0}},
     {"attn_sd2_self_9216_d64",            F, BN | G, FAM, {2, 5, 9216, 9216, 64,  64,  0}},
     {"attn_vit_l14_257_b16",              F, BN | G, FAM, {16, 16, 257, 257, 64,  64,  0}},
+    {"attn_vae_mid_4900_d512",            F, BN | G, FAM, {1, 1, 4900, 4900, 512, 512, 0}},  // SD 2.x VAE at 560
+    {"attn_vae_mid_9216_d512",            F, BN | G, FAM, {1, 1, 9216, 9216, 512, 512, 0}},  // at 768
 };
 #undef T
 #undef BN
