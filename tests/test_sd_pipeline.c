@@ -7,6 +7,7 @@
 #include <string.h>
 #include "engine/backend.h"
 #include "models/sd_pipeline.h"
+#include "tests/sd_ref.h"
 #include "tests/test.h"
 
 typedef struct {
@@ -16,27 +17,15 @@ typedef struct {
     float cfg;
 } t2i_ref;
 
-static float *ref_read(const zs_st *st, const char *name, int64_t *shape, int want_ndim) {
-    const zs_st_entry *e = zs_st_find(st, name);
-    if (!e || (want_ndim && e->ndim != want_ndim)) return NULL;
-    if (shape) memcpy(shape, e->shape, sizeof(int64_t) * (size_t)e->ndim);
-    float *x = malloc(sizeof(float) * (size_t)zs_st_numel(e));
-    if (x && zs_st_read_f32(st, name, x, zs_st_numel(e))) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
-
 static zs_status ref_open(t2i_ref *r, const char *model) {
     char rel[256], buf[512];
     memset(r, 0, sizeof *r);
     snprintf(rel, sizeof rel, "sd/%s.reference.safetensors", model);
     ZS_TRY(zs_st_open(&r->ref, zt_fixture_path(rel, buf, sizeof buf)));
-    r->cond = ref_read(r->ref, "txt2img.prompt_embeds", r->esh, 3);
-    r->uncond = ref_read(r->ref, "txt2img.negative_prompt_embeds", NULL, 3);
-    r->noise = ref_read(r->ref, "txt2img.noise", r->nsh, 4);
-    float *g = ref_read(r->ref, "txt2img.guidance_scale", NULL, 1);
+    r->cond = zt_ref_read(r->ref, "txt2img.prompt_embeds", -1, 3, r->esh);
+    r->uncond = zt_ref_read(r->ref, "txt2img.negative_prompt_embeds", -1, 3, NULL);
+    r->noise = zt_ref_read(r->ref, "txt2img.noise", -1, 4, r->nsh);
+    float *g = zt_ref_read(r->ref, "txt2img.guidance_scale", -1, 1, NULL);
     if (!r->cond || !r->uncond || !r->noise || !g) {
         free(g);
         return ZS_ERR(ZS_EFORMAT, "%s: txt2img inputs missing", rel);
@@ -69,18 +58,10 @@ static zs_status open_pipe(zs_sd_pipe **p, const char *model, int single) {
     return open_pipe_on(p, model, single, ZS_CPU, ZS_F32);
 }
 
-// A device tensor of the pipeline's device / dtype holding host F32 data.
-static zs_status upload(const zs_sd_pipe *p, zs_tensor *t, const float *x, int nd, const int64_t *sh) {
-    *t = zs_tensor_make(NULL, p->dt, p->dev, nd, sh);
-    ZS_TRY(zs_malloc(&t->data, zs_nbytes(t), p->dev, "test tensor"));
-    zs_tensor h = zs_tensor_make((void *)x, ZS_F32, ZS_CPU, nd, sh);
-    return zs_tensor_copy(t, &h);
-}
+// *x = a malloc'd host F32 copy of device tensor t.
 static zs_status download(const zs_tensor *t, float **x) {
     *x = malloc(sizeof(float) * (size_t)zs_numel(t));
-    if (!*x) return ZS_ERR(ZS_ENOMEM, "test download");
-    zs_tensor h = zs_tensor_make(*x, ZS_F32, ZS_CPU, t->ndim, t->shape);
-    return zs_tensor_copy(&h, t);
+    return *x ? zt_to_host(*x, t) : ZS_ERR(ZS_ENOMEM, "test download");
 }
 
 // Runs sampler s (steps from the reference) from the reference inputs on the pipeline's
@@ -90,9 +71,9 @@ static zs_status run_t2i(zs_sd_pipe *p, const t2i_ref *r, zs_sampler s, int step
     zs_tensor c = {0}, u = {0}, x = {0};
     const zs_tensor *im = NULL;
     zs_sd_gen g = {steps, r->cfg, s, NULL, NULL};
-    zs_status st = upload(p, &c, r->cond, 3, r->esh);
-    if (!st) st = upload(p, &u, r->uncond, 3, r->esh);
-    if (!st) st = upload(p, &x, r->noise, 4, r->nsh);
+    zs_status st = zt_to_dev(&c, r->cond, 3, r->esh, p->dev, p->dt);
+    if (!st) st = zt_to_dev(&u, r->uncond, 3, r->esh, p->dev, p->dt);
+    if (!st) st = zt_to_dev(&x, r->noise, 4, r->nsh, p->dev, p->dt);
     if (!st) st = zs_sd_sample(p, &g, &c, &u, &x);
     if (!st) st = zs_sd_decode(p, &x, &im);
     if (!st) st = download(&x, lat);
@@ -112,11 +93,11 @@ static zt_result t2i_case(const char *model) {
         char name[128];
         int64_t ts[1];
         snprintf(name, sizeof name, "txt2img.%s.timesteps", zs_sampler_name((zs_sampler)k));
-        float *tref = ref_read(r.ref, name, ts, 1);
+        float *tref = zt_ref_read(r.ref, name, -1, 1, ts);
         snprintf(name, sizeof name, "txt2img.%s.latents", zs_sampler_name((zs_sampler)k));
-        float *lref = ref_read(r.ref, name, NULL, 4);
+        float *lref = zt_ref_read(r.ref, name, -1, 4, NULL);
         snprintf(name, sizeof name, "txt2img.%s.image", zs_sampler_name((zs_sampler)k));
-        float *iref = ref_read(r.ref, name, NULL, 4);
+        float *iref = zt_ref_read(r.ref, name, -1, 4, NULL);
         snprintf(name, sizeof name, "txt2img.%s.pixels", zs_sampler_name((zs_sampler)k));
         const zs_st_entry *pe = zs_st_find(r.ref, name);  // U8 [1, H, W, 3]
         const uint8_t *pref = pe && pe->dtype == ZS_U8 ? pe->data : NULL;
@@ -188,25 +169,25 @@ static zt_result grad_case_on(const char *model, zs_device dev, zs_dtype dt, dou
     zs_sd_grad g = {0};
     zs_status s = ref_open(&r, model);
     if (!s) s = open_pipe_on(&p, model, 0, dev, dt);
-    float *R = s ? NULL : ref_read(r.ref, "txt2img.grad.r", NULL, 4);
-    float *iref = s ? NULL : ref_read(r.ref, "txt2img.grad.image", NULL, 4);
-    float *gc = s ? NULL : ref_read(r.ref, "txt2img.grad.grad.prompt_embeds", NULL, 3);
-    float *gu = s ? NULL : ref_read(r.ref, "txt2img.grad.grad.negative_prompt_embeds", NULL, 3);
+    float *R = s ? NULL : zt_ref_read(r.ref, "txt2img.grad.r", -1, 4, NULL);
+    float *iref = s ? NULL : zt_ref_read(r.ref, "txt2img.grad.image", -1, 4, NULL);
+    float *gc = s ? NULL : zt_ref_read(r.ref, "txt2img.grad.grad.prompt_embeds", -1, 3, NULL);
+    float *gu = s ? NULL : zt_ref_read(r.ref, "txt2img.grad.grad.negative_prompt_embeds", -1, 3, NULL);
     if (!s && !(R && iref && gc && gu)) s = ZS_ERR(ZS_EFORMAT, "txt2img.grad reference missing");
     int64_t ne = r.esh[0] * r.esh[1] * r.esh[2];
     float *zeros = calloc((size_t)ne, sizeof(float)), *dc = NULL, *du = NULL, *img = NULL;
     zs_tensor c = {0}, u = {0}, n = {0}, tdc = {0}, tdu = {0}, dimg = {0};
     const zs_tensor *im = NULL;
     double e[3] = {1, 1, 1};
-    if (!s) s = upload(p, &c, r.cond, 3, r.esh);
-    if (!s) s = upload(p, &u, r.uncond, 3, r.esh);
-    if (!s) s = upload(p, &n, r.noise, 4, r.nsh);
-    if (!s) s = upload(p, &tdc, zeros, 3, r.esh);
-    if (!s) s = upload(p, &tdu, zeros, 3, r.esh);
+    if (!s) s = zt_to_dev(&c, r.cond, 3, r.esh, p->dev, p->dt);
+    if (!s) s = zt_to_dev(&u, r.uncond, 3, r.esh, p->dev, p->dt);
+    if (!s) s = zt_to_dev(&n, r.noise, 4, r.nsh, p->dev, p->dt);
+    if (!s) s = zt_to_dev(&tdc, zeros, 3, r.esh, p->dev, p->dt);
+    if (!s) s = zt_to_dev(&tdu, zeros, 3, r.esh, p->dev, p->dt);
     zs_sd_gen gen = {2, r.cfg, ZS_SAMPLER_EULER, NULL, NULL};
     if (!s) s = zs_sd_grad_forward(&g, p, &gen, &c, &u, &n, &im);
     if (!s) s = download(im, &img);
-    if (!s) s = upload(p, &dimg, R, 4, im->shape);
+    if (!s) s = zt_to_dev(&dimg, R, 4, im->shape, p->dev, p->dt);
     if (!s) s = zs_sd_grad_backward(&g, &dimg, &tdc, &tdu);
     if (!s) s = download(&tdc, &dc);
     if (!s) s = download(&tdu, &du);
@@ -248,9 +229,9 @@ static zt_result cuda_case(zs_dtype dt, double bound) {
             char name[128];
             int64_t ts[1], ni = 0;
             snprintf(name, sizeof name, "txt2img.%s.timesteps", zs_sampler_name((zs_sampler)k));
-            float *tref = ref_read(r.ref, name, ts, 1), *lat = NULL, *img = NULL;
+            float *tref = zt_ref_read(r.ref, name, -1, 1, ts), *lat = NULL, *img = NULL;
             snprintf(name, sizeof name, "txt2img.%s.image", zs_sampler_name((zs_sampler)k));
-            float *iref = ref_read(r.ref, name, NULL, 4);
+            float *iref = zt_ref_read(r.ref, name, -1, 4, NULL);
             s = tref && iref ? run_t2i(p, &r, (zs_sampler)k, (int)ts[0], &lat, &img, &ni) : ZS_ERR(ZS_EFORMAT, "%s", name);
             double e = s ? 1 : zt_rel_err(img, iref, ni, 1e-6);
             if (!s) printf("    cuda %s %s %s: image %.2e\n", zs_dtype_name(dt), models[m], zs_sampler_name((zs_sampler)k), e);
@@ -318,9 +299,9 @@ static zt_result prompt_case(const char *model, int single) {
         char name[128];
         int64_t ts[1], ni = 0;
         snprintf(name, sizeof name, "txt2img.%s.timesteps", zs_sampler_name((zs_sampler)k));
-        float *tref = ref_read(r.ref, name, ts, 1), *lat = NULL, *img = NULL;
+        float *tref = zt_ref_read(r.ref, name, -1, 1, ts), *lat = NULL, *img = NULL;
         snprintf(name, sizeof name, "prompt.%s.latents", zs_sampler_name((zs_sampler)k));
-        float *lref = ref_read(r.ref, name, NULL, 4);
+        float *lref = zt_ref_read(r.ref, name, -1, 4, NULL);
         snprintf(name, sizeof name, "prompt.%s.pixels", zs_sampler_name((zs_sampler)k));
         const zs_st_entry *pe = zs_st_find(r.ref, name);
         uint8_t *pix = NULL;

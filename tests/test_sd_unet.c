@@ -7,18 +7,8 @@
 #include <string.h>
 #include "engine/backend.h"
 #include "models/sd_unet.h"
+#include "tests/sd_ref.h"
 #include "tests/test.h"
-
-static float *read_ref(const zs_st *st, const char *name, int64_t n) {
-    const zs_st_entry *e = zs_st_find(st, name);
-    if (!e || zs_st_numel(e) != n) return NULL;
-    float *x = malloc(sizeof(float) * (size_t)n);
-    if (x && zs_st_read_f32(st, name, x, n)) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
 
 static zs_status open_ref(zs_st **ref, const char *model) {
     char rel[256], p[512];
@@ -51,22 +41,10 @@ static void outs_free(outs *o) {
     memset(o, 0, sizeof *o);
 }
 
-static zs_status to_dev(zs_tensor *d, const float *x, int ndim, const int64_t *shape, zs_device dev, zs_dtype dt) {
-    zs_tensor h = zs_tensor_make((void *)x, ZS_F32, ZS_CPU, ndim, shape);
-    *d = zs_tensor_make(NULL, dt, dev, ndim, shape);
-    ZS_TRY(zs_malloc(&d->data, zs_nbytes(d), dev, "test tensor"));
-    return zs_tensor_copy(d, &h);
-}
-static zs_status to_host(float *x, const zs_tensor *t) {
-    zs_tensor h = zs_tensor_make(x, ZS_F32, ZS_CPU, t->ndim, t->shape);
-    ZS_TRY(zs_sync(t->device));
-    return zs_tensor_copy(&h, t);
-}
-
 #define REF(var, name, n)                                                                  \
     do {                                                                                   \
         snprintf(nm, sizeof nm, "unet.%c.%s", cs, name);                                   \
-        if (!s && !(var = read_ref(ref, nm, n))) s = ZS_ERR(ZS_EFORMAT, "reference: %s", nm); \
+        if (!s && !(var = zt_ref_read(ref, nm, n, 0, NULL))) s = ZS_ERR(ZS_EFORMAT, "reference: %s", nm); \
     } while (0)
 
 // Case cs ('a' / 'b') through u: setup(train), forward; with train the backward from r
@@ -94,25 +72,25 @@ static zs_status run_case(zs_sd_unet *u, const zs_st *ref, char cs, int train, o
     o->ds = calloc((size_t)o->ns, sizeof(float));
     o->dc = calloc((size_t)o->nc, sizeof(float));
     if (!s && (!o->out || !o->ds || !o->dc)) s = ZS_ERR(ZS_ENOMEM, "test outs");
-    if (!s) s = to_dev(&S, hs, 4, es->shape, dev, dt);
-    if (!s) s = to_dev(&C, hc, 3, ec->shape, dev, dt);
-    if (!s) s = to_dev(&O, o->out, 4, os, dev, dt);
+    if (!s) s = zt_to_dev(&S, hs, 4, es->shape, dev, dt);
+    if (!s) s = zt_to_dev(&C, hc, 3, ec->shape, dev, dt);
+    if (!s) s = zt_to_dev(&O, o->out, 4, os, dev, dt);
     if (!s) s = zs_sd_unet_fwd(u, &O, &S, ht, &C);
-    if (!s) s = to_host(o->out, &O);
+    if (!s) s = zt_to_host(o->out, &O);
     if (!s && train) {
-        s = to_dev(&R, hr, 4, os, dev, dt);
-        if (!s) s = to_dev(&DS, o->ds, 4, es->shape, dev, dt);  // zeros
-        if (!s) s = to_dev(&DC, o->dc, 3, ec->shape, dev, dt);
+        s = zt_to_dev(&R, hr, 4, os, dev, dt);
+        if (!s) s = zt_to_dev(&DS, o->ds, 4, es->shape, dev, dt);  // zeros
+        if (!s) s = zt_to_dev(&DC, o->dc, 3, ec->shape, dev, dt);
         if (!s) s = zs_sd_unet_bwd(u, &R, &DS, &DC);
-        if (!s) s = to_host(o->ds, &DS);
-        if (!s) s = to_host(o->dc, &DC);
+        if (!s) s = zt_to_host(o->ds, &DS);
+        if (!s) s = zt_to_host(o->dc, &DC);
         int n = zs_sd_unet_n_params(u);
         if (!s && zs_sd_unet_grad(u, 0)) {
             for (int i = 0; i < n; i++) o->ng += zs_numel(zs_sd_unet_grad(u, i));
             o->grads = malloc(sizeof(float) * (size_t)o->ng);
             if (!o->grads) s = ZS_ERR(ZS_ENOMEM, "test grads");
             for (int64_t i = 0, off = 0; !s && i < n; off += zs_numel(zs_sd_unet_grad(u, (int)i)), i++)
-                s = to_host(o->grads + off, zs_sd_unet_grad(u, (int)i));
+                s = zt_to_host(o->grads + off, zs_sd_unet_grad(u, (int)i));
         }
     }
     zs_tensor *all[6] = {&S, &C, &O, &R, &DS, &DC};
@@ -148,11 +126,11 @@ static zt_result ref_case(const char *model) {
         if (!s) s = run_case(u, ref, cs, 1, &o);
         if (s) break;
         snprintf(nm, sizeof nm, "unet.%c.out", cs);
-        float *w = read_ref(ref, nm, o.no);
+        float *w = zt_ref_read(ref, nm, o.no, 0, NULL);
         snprintf(nm, sizeof nm, "unet.%c.grad.sample", cs);
-        float *gs = read_ref(ref, nm, o.ns);
+        float *gs = zt_ref_read(ref, nm, o.ns, 0, NULL);
         snprintf(nm, sizeof nm, "unet.%c.grad.encoder_hidden_states", cs);
-        float *gc = read_ref(ref, nm, o.nc);
+        float *gc = zt_ref_read(ref, nm, o.nc, 0, NULL);
         double e[3] = {w ? zt_rel_err(o.out, w, o.no, 1e-6) : INFINITY, gs ? zt_rel_err(o.ds, gs, o.ns, 1e-6) : INFINITY,
                        gc ? zt_rel_err(o.dc, gc, o.nc, 1e-6) : INFINITY};
         free(w), free(gs), free(gc);
@@ -163,7 +141,7 @@ static zt_result ref_case(const char *model) {
             for (int i = 0; i < np; i++) {
                 snprintf(nm, sizeof nm, "grad.unet.%s", zs_sd_unet_param_name(u, i));
                 int64_t m = zs_numel(zs_sd_unet_grad(u, i));
-                float *g = read_ref(ref, nm, m);
+                float *g = zt_ref_read(ref, nm, m, 0, NULL);
                 double ei = g ? zt_rel_err(zs_sd_unet_grad(u, i)->data, g, m, 1e-6) : INFINITY;
                 if (!(ei <= worst)) worst = ei, wn = zs_sd_unet_param_name(u, i);
                 ncmp += g != NULL;

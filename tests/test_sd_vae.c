@@ -7,18 +7,8 @@
 #include <string.h>
 #include "engine/backend.h"
 #include "models/sd_vae.h"
+#include "tests/sd_ref.h"
 #include "tests/test.h"
-
-static float *read_ref(const zs_st *st, const char *name, int64_t n) {
-    const zs_st_entry *e = zs_st_find(st, name);
-    if (!e || zs_st_numel(e) != n) return NULL;
-    float *x = malloc(sizeof(float) * (size_t)n);
-    if (x && zs_st_read_f32(st, name, x, n)) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
 
 // Decodes the fixture latents with the model at rel (config_rel for single files); *image
 // (malloc'd) gets the image, the VAE stays open in v (train set up) with grads when want_grads.
@@ -30,7 +20,7 @@ static zs_status decode(zs_sd_vae *v, const zs_st *ref, const char *rel, const c
     if (!e || e->ndim != 4) return ZS_ERR(ZS_EFORMAT, "reference: no vae.decode.latents");
     ZS_TRY(zs_sd_vae_setup(v, e->shape[0], e->shape[2], e->shape[3], 1));
     int64_t n = zs_st_numel(e);
-    float *lat = read_ref(ref, "vae.decode.latents", n);
+    float *lat = zt_ref_read(ref, "vae.decode.latents", n, 0, NULL);
     if (!lat) return ZS_ERR(ZS_EFORMAT, "reference: vae.decode.latents");
     zs_tensor t = zs_tensor_make(lat, ZS_F32, ZS_CPU, 4, e->shape);
     zs_status s = zs_sd_vae_decode(v, &t);
@@ -61,7 +51,7 @@ static zt_result folder_case(const char *model) {
     }
     zt_result res = ZT_PASS;
     int64_t n = zs_numel(&v.a.image);
-    float *want = read_ref(ref, "vae.decode.image", n), *r = read_ref(ref, "vae.decode.r", n);
+    float *want = zt_ref_read(ref, "vae.decode.image", n, 0, NULL), *r = zt_ref_read(ref, "vae.decode.r", n, 0, NULL);
     double e_img = want ? zt_rel_err(img, want, n, 1e-6) : INFINITY;
     // backward: d image = r
     double e_lat = INFINITY, worst = 0, kb = 0;
@@ -73,7 +63,7 @@ static zt_result folder_case(const char *model) {
     if (!s && r) {
         zs_tensor dimg = zs_tensor_make(r, ZS_F32, ZS_CPU, 4, v.a.image.shape);
         int64_t nl = zs_numel(&v.a.z);
-        float *dl = calloc((size_t)nl, sizeof(float)), *gl = read_ref(ref, "vae.decode.grad.latents", nl);
+        float *dl = calloc((size_t)nl, sizeof(float)), *gl = zt_ref_read(ref, "vae.decode.grad.latents", nl, 0, NULL);
         zs_tensor dlat = zs_tensor_make(dl, ZS_F32, ZS_CPU, 4, v.a.z.shape);
         s = dl ? zs_sd_vae_decode_bwd(&v, &dimg, &dlat) : ZS_ENOMEM;
         if (!s && gl) e_lat = zt_rel_err(dl, gl, nl, 1e-6);
@@ -90,7 +80,7 @@ static zt_result folder_case(const char *model) {
         }
         snprintf(gname, sizeof gname, "grad.vae.%s", sl->src->name);
         int64_t m = zs_numel(v.gtab[i]);
-        float *g = read_ref(ref, gname, m);
+        float *g = zt_ref_read(ref, gname, m, 0, NULL);
         // the key bias gradient is ~0 (rounding only): an absolute floor
         int is_kb = strstr(v.names[i], "attentions.0.to_k.bias") != NULL;
         double e = g ? zt_rel_err(v.gtab[i]->data, g, m, is_kb ? 1e-2 : 1e-6) : INFINITY;
@@ -185,19 +175,6 @@ static void outs_free(outs *o) {
     memset(o, 0, sizeof *o);
 }
 
-// Host F32 data -> a new device tensor (freed by the caller with zs_free).
-static zs_status to_dev(zs_tensor *d, const float *x, int ndim, const int64_t *shape, zs_device dev, zs_dtype dt) {
-    zs_tensor h = zs_tensor_make((void *)x, ZS_F32, ZS_CPU, ndim, shape);
-    *d = zs_tensor_make(NULL, dt, dev, ndim, shape);
-    ZS_TRY(zs_malloc(&d->data, zs_nbytes(d), dev, "test tensor"));
-    return zs_tensor_copy(d, &h);
-}
-static zs_status to_host(float *x, const zs_tensor *t) {
-    zs_tensor h = zs_tensor_make(x, ZS_F32, ZS_CPU, t->ndim, t->shape);
-    ZS_TRY(zs_sync(t->device));
-    return zs_tensor_copy(&h, t);
-}
-
 static zs_status run_on(zs_device dev, zs_dtype dt, const char *model, const zs_st *ref, int train, outs *o) {
     char a[512], rel[256];
     zs_sd_vae v;
@@ -211,26 +188,26 @@ static zs_status run_on(zs_device dev, zs_dtype dt, const char *model, const zs_
     if (!s) s = zs_sd_vae_setup(&v, e->shape[0], e->shape[2], e->shape[3], train);
     if (!s) {
         o->nl = zs_st_numel(e), o->ni = zs_numel(&v.a.image);
-        hl = read_ref(ref, "vae.decode.latents", o->nl);
-        hr = read_ref(ref, "vae.decode.r", o->ni);
+        hl = zt_ref_read(ref, "vae.decode.latents", o->nl, 0, NULL);
+        hr = zt_ref_read(ref, "vae.decode.r", o->ni, 0, NULL);
         o->img = calloc((size_t)o->ni, sizeof(float));
         o->dlat = calloc((size_t)o->nl, sizeof(float));
         s = hl && hr && o->img && o->dlat ? ZS_OK : ZS_ERR(ZS_EFORMAT, "reference: latents / r");
     }
-    if (!s) s = to_dev(&lat, hl, 4, e->shape, dev, dt);
+    if (!s) s = zt_to_dev(&lat, hl, 4, e->shape, dev, dt);
     if (!s) s = zs_sd_vae_decode(&v, &lat);
-    if (!s) s = to_host(o->img, &v.a.image);
+    if (!s) s = zt_to_host(o->img, &v.a.image);
     if (!s && train) {
         s = zs_sd_vae_grads(&v);
-        if (!s) s = to_dev(&r, hr, 4, v.a.image.shape, dev, dt);
-        if (!s) s = to_dev(&dl, o->dlat, 4, e->shape, dev, dt);  // zeros
+        if (!s) s = zt_to_dev(&r, hr, 4, v.a.image.shape, dev, dt);
+        if (!s) s = zt_to_dev(&dl, o->dlat, 4, e->shape, dev, dt);  // zeros
         if (!s) s = zs_sd_vae_decode_bwd(&v, &r, &dl);
-        if (!s) s = to_host(o->dlat, &dl);
+        if (!s) s = zt_to_host(o->dlat, &dl);
         for (int i = 0; i < v.n_params; i++) o->ng += zs_numel(v.gtab[i]);
         o->grads = s ? NULL : malloc(sizeof(float) * (size_t)o->ng);
         if (!s && !o->grads) s = ZS_ERR(ZS_ENOMEM, "test grads");
         for (int64_t i = 0, off = 0; !s && i < v.n_params; off += zs_numel(v.gtab[i]), i++)
-            s = to_host(o->grads + off, v.gtab[i]);
+            s = zt_to_host(o->grads + off, v.gtab[i]);
     }
     zs_free(lat.data, dev);
     zs_free(r.data, dev);
@@ -257,7 +234,7 @@ TEST(sd_vae_inference_matches_train) {
         return ZT_FAIL;
     }
     int same = !memcmp(inf.img, tr.img, sizeof(float) * (size_t)tr.ni);
-    float *gl = read_ref(ref, "vae.decode.grad.latents", tr.nl);
+    float *gl = zt_ref_read(ref, "vae.decode.grad.latents", tr.nl, 0, NULL);
     double e = gl ? zt_rel_err(tr.dlat, gl, tr.nl, 1e-6) : INFINITY;
     free(gl);
     outs_free(&inf);

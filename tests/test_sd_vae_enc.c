@@ -6,18 +6,8 @@
 #include <string.h>
 #include "engine/backend.h"
 #include "models/sd_vae_enc.h"
+#include "tests/sd_ref.h"
 #include "tests/test.h"
-
-static float *read_ref(const zs_st *st, const char *name, int64_t n) {
-    const zs_st_entry *e = zs_st_find(st, name);
-    if (!e || zs_st_numel(e) != n) return NULL;
-    float *x = malloc(sizeof(float) * (size_t)n);
-    if (x && zs_st_read_f32(st, name, x, n)) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
 
 // Encodes the fixture image with the model at rel (config_rel for single files); *moments
 // (malloc'd, shape in ms) gets the quant_conv output.
@@ -36,7 +26,7 @@ static zs_status encode_on(zs_device dev, zs_dtype dt, const zs_st *ref, const c
     *moments = NULL;
     ZS_TRY(zs_sd_vae_enc_open(&e, zt_fixture_path(rel, a, sizeof a), &o, dev, dt));
     const zs_st_entry *en = zs_st_find(ref, "vae.encode.image");
-    float *img = en && en->ndim == 4 ? read_ref(ref, "vae.encode.image", zs_st_numel(en)) : NULL;
+    float *img = en && en->ndim == 4 ? zt_ref_read(ref, "vae.encode.image", zs_st_numel(en), 0, NULL) : NULL;
     zs_status s = img ? ZS_OK : ZS_ERR(ZS_EFORMAT, "reference: vae.encode.image");
     if (!s) s = zs_sd_vae_enc_moments_shape(&e, en->shape[0], en->shape[2], en->shape[3], ms);
     if (!s) {
@@ -92,7 +82,7 @@ static zt_result folder_case(const char *model) {
     zs_tensor mt = zs_tensor_make(mom, ZS_F32, ZS_CPU, 4, ms), ot = zs_tensor_make(got, ZS_F32, ZS_CPU, 4, hs);
     for (int k = 0; k < 4 && got; k++) {
         int64_t n = k ? half : nm;
-        float *want = read_ref(ref, names[k], n);
+        float *want = zt_ref_read(ref, names[k], n, 0, NULL);
         zs_status sk = k == 0 ? ZS_OK : k == 1 ? zs_sd_vae_enc_mean(&mt, &ot) : k == 2 ? zs_sd_vae_enc_logvar(&mt, &ot)
                                                                                     : zs_sd_vae_enc_std(&mt, &ot);
         if (want && !sk) err[k] = zt_rel_err(k ? got : mom, want, n, 1e-6);
