@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include "bench/bench.h"
+#include "bench/bench_common.h"
 #include "engine/backend.h"
 #include "engine/rng.h"
 #include "models/clip_random.h"
@@ -35,17 +36,6 @@ static const bcase k_cases[] = {
     {"vit_h14_text", "ViT-H/14 text fwd, 77 tok", K_TEXT, A_TEXT_H14},
     {"vit_b32_image_train", "ViT-B/32 image fwd+bwd", K_TRAIN, A_VIT_B32},
 };
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
 typedef struct {
     zs_clip *m;
@@ -148,30 +138,15 @@ int zs_bench_clip(int argc, char **argv, int append) {
         else if (!strcmp(a, "--all")) continue;  // the ops suite's option (--suite all)
         else { usage(); return strcmp(a, "--help") ? 2 : 0; }
     }
-    if (repeat < 0 || batch < 0 || (strcmp(devs, "cpu") && strcmp(devs, "cuda") && strcmp(devs, "all"))) { usage(); return 2; }
-    int want_cpu = strcmp(devs, "cuda") != 0, want_gpu = strcmp(devs, "cpu") != 0;
-    int gpu = want_gpu && zs_cuda_available() && zs_cuda_init(0) == ZS_OK;
-    if (!strcmp(devs, "cuda") && !gpu) {
-        fprintf(stderr, "zsmlc_bench: --device cuda but no usable GPU (%s)\n", zs_errmsg());
-        return 1;
-    }
-    FILE *js = NULL;
-    if (out && !(js = fopen(out, append ? "a" : "w"))) { perror(out); return 1; }
-    if (!append) {
-        char info[2048];
-        zs_build_info(info, sizeof info);
-        printf("%s", info);
-    }
+    zb_run runs[3];
+    int nruns = 0, rr = repeat < 0 || batch < 0 ? 2 : zb_runs(devs, runs, &nruns);
+    if (rr == 2) usage();
+    if (rr) return rr;
+    FILE *js;
+    if (zb_begin(out, append, &js)) return 1;
     printf("\n%-20s %-26s %-4s %-4s %5s %10s %10s %9s %8s %9s %8s %9s\n", "case", "what", "dev", "type", "batch", "ms/batch",
            "ms/item", "items/s", "params M", "params MB", "grads MB", "acts MB");
-    typedef struct { zs_device dev; zs_dtype dt; } run_t;
-    run_t runs[3];
-    int nruns = 0, rc = 0;
-    if (want_cpu) runs[nruns++] = (run_t){ZS_CPU, ZS_F32};
-    if (gpu) {
-        runs[nruns++] = (run_t){ZS_CUDA, ZS_F32};
-        runs[nruns++] = (run_t){ZS_CUDA, ZS_BF16};
-    }
+    int rc = 0;
     double *t = malloc(sizeof(double) * (size_t)(repeat > 5 ? repeat : 5));
     if (!t) return 1;
     for (int ri = 0; ri < nruns; ri++)
@@ -183,16 +158,16 @@ int zs_bench_clip(int argc, char **argv, int append) {
             int64_t B = batch ? batch : dev == ZS_CPU ? 2 : 64;
             int rep = repeat ? repeat : dev == ZS_CPU ? 1 : 5;
             bstate b;
-            double t0 = now_ms();
+            double t0 = zb_now_ms();
             zs_status s = build(&b, c, dev, dt, B);
-            double init_ms = now_ms() - t0;
+            double init_ms = zb_now_ms() - t0;
             if (!s) s = step(&b);  // warm-up
             if (!s) s = zs_sync(dev);
             for (int r = 0; r < rep && !s; r++) {
-                t0 = now_ms();
+                t0 = zb_now_ms();
                 s = step(&b);
                 if (!s) s = zs_sync(dev);
-                t[r] = now_ms() - t0;
+                t[r] = zb_now_ms() - t0;
             }
             if (s) {
                 fprintf(stderr, "zsmlc_bench: %s on %s %s: %s\n", c->name, zs_device_name(dev), zs_dtype_name(dt), zs_errmsg());
@@ -200,12 +175,12 @@ int zs_bench_clip(int argc, char **argv, int append) {
                 destroy(&b);
                 continue;
             }
-            qsort(t, (size_t)rep, sizeof *t, cmp_d);
+            qsort(t, (size_t)rep, sizeof *t, zb_cmp_double);
             double ms = t[rep / 2], per = ms / (double)B, rate = 1e3 / per;
             int64_t np = zs_clip_param_count(b.m);
             printf("%-20s %-26s %-4s %-4s %5lld %10.1f %10.2f %9.2f %8.1f %9.1f %8.1f %9.1f\n", c->name, c->what,
-                   zs_device_name(dev), zs_dtype_name(dt), (long long)B, ms, per, rate, (double)np / 1e6, mib(b.params),
-                   mib(b.grads), mib(b.acts));
+                   zs_device_name(dev), zs_dtype_name(dt), (long long)B, ms, per, rate, (double)np / 1e6, zb_mib(b.params),
+                   zb_mib(b.grads), zb_mib(b.acts));
             fflush(stdout);
             if (js) {
                 fprintf(js,

@@ -8,19 +8,9 @@
 #include <string.h>
 #include <time.h>
 #include "bench/bench.h"
+#include "bench/bench_common.h"
 #include "engine/backend.h"
 #include "tests/op_table.h"
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 // Median ms per call of fwd (bwd = 0) or bwd. Calls are queued back to back and the device
 // synchronised once per batch, so CUDA numbers are throughput, not launch latency.
@@ -28,22 +18,22 @@ static zs_status time_op(zt_op_inst *o, int bwd, int repeat, double *ms) {
     zs_status (*fn)(zt_op_inst *) = bwd ? zt_op_backward : zt_op_forward;
     ZS_TRY(fn(o));  // warm-up (and cuBLAS heuristics, page faults)
     ZS_TRY(zs_sync(o->dev));
-    double t0 = now_ms();
+    double t0 = zb_now_ms();
     ZS_TRY(fn(o));
     ZS_TRY(zs_sync(o->dev));
-    double one = now_ms() - t0;
+    double one = zb_now_ms() - t0;
     int k = one >= 20 ? 1 : (int)(20 / (one > 1e-3 ? one : 1e-3)) + 1;
     if (k > 1000) k = 1000;
     double *t = malloc(sizeof(double) * (size_t)repeat);
     if (!t) return ZS_ERR(ZS_ENOMEM, "bench: timings");
     zs_status s = ZS_OK;
     for (int r = 0; r < repeat && !s; r++) {
-        t0 = now_ms();
+        t0 = zb_now_ms();
         for (int i = 0; i < k && !s; i++) s = fn(o);
         if (!s) s = zs_sync(o->dev);
-        t[r] = (now_ms() - t0) / k;
+        t[r] = (zb_now_ms() - t0) / k;
     }
-    qsort(t, (size_t)repeat, sizeof *t, cmp_d);
+    qsort(t, (size_t)repeat, sizeof *t, zb_cmp_double);
     *ms = t[repeat / 2];
     free(t);
     return s;
@@ -68,28 +58,14 @@ int zs_bench_ops(int argc, char **argv, int append) {
         else if (!strcmp(a, "--batch") && more) i++;  // the clip suite's option (--suite all)
         else { usage(); return strcmp(a, "--help") ? 2 : 0; }
     }
-    if (repeat < 1 || (strcmp(devs, "cpu") && strcmp(devs, "cuda") && strcmp(devs, "all"))) { usage(); return 2; }
-    int want_cpu = strcmp(devs, "cuda") != 0, want_gpu = strcmp(devs, "cpu") != 0;
-    int gpu = want_gpu && zs_cuda_available() && zs_cuda_init(0) == ZS_OK;
-    if (!strcmp(devs, "cuda") && !gpu) {
-        fprintf(stderr, "zsmlc_bench: --device cuda but no usable GPU (%s)\n", zs_errmsg());
-        return 1;
-    }
-    FILE *js = NULL;
-    if (out && !(js = fopen(out, append ? "a" : "w"))) { perror(out); return 1; }
-    char info[2048];
-    zs_build_info(info, sizeof info);
-    printf("%s", info);
+    zb_run runs[3];
+    int nruns = 0, rr = repeat < 1 ? 2 : zb_runs(devs, runs, &nruns);
+    if (rr == 2) usage();
+    if (rr) return rr;
+    FILE *js;
+    if (zb_begin(out, append, &js)) return 1;
     printf("%-28s %-32s %-5s %-5s %-4s %10s %9s %8s\n", "case", "shape", "dev", "dtype", "dir", "ms", "GFLOP/s", "GB/s");
     int rc = 0;
-    typedef struct { zs_device dev; zs_dtype dt; } run_t;
-    run_t runs[3];
-    int nruns = 0;
-    if (want_cpu) runs[nruns++] = (run_t){ZS_CPU, ZS_F32};
-    if (gpu) {
-        runs[nruns++] = (run_t){ZS_CUDA, ZS_F32};
-        runs[nruns++] = (run_t){ZS_CUDA, ZS_BF16};
-    }
     for (int ci = 0; ci < zt_op_count(); ci++) {
         const zt_op_case *c = zt_op_at(ci);
         if (!all && !(c->flags & ZT_CASE_BENCH)) continue;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include "bench/bench.h"
+#include "bench/bench_common.h"
 #include "engine/backend.h"
 #include "engine/rng.h"
 #include "models/sd_random.h"
@@ -35,17 +36,6 @@ static const bcase k_cases[] = {
     {"vae_decode_768", "VAE decode 768", K_VAE, 2, 96, 1, 0},
     {"vae_decode_560_grad", "VAE decode fwd+bwd 560", K_VAE, 2, 70, 1, 1},
 };
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
 typedef struct {
     const bcase *c;
@@ -158,12 +148,12 @@ static int memory_report(zs_device dev, zs_dtype dt, FILE *js) {
         }
         double x = (double)(s * s), y = (double)tot;
         if (i < 4) sx += x, sy += y, sxx += x * x, sxy += x * y;
-        printf("  %5lldx%-2lld %12.1f %12.1f %12.1f%s\n", (long long)s, (long long)s, mib(tot), mib(ua), mib(va),
+        printf("  %5lldx%-2lld %12.1f %12.1f %12.1f%s\n", (long long)s, (long long)s, zb_mib(tot), zb_mib(ua), zb_mib(va),
                i < 4 ? "" : "  (exact layout)");
         if (i == 4) {
             double k = (4 * sxy - sx * sy) / (4 * sxx - sx * sx), c0 = (sy - k * sx) / 4, pred = c0 + k * x;
             printf("  fit on 16..48: %.1f MiB + %.4f MiB per latent pixel -> 70x70: %.1f MiB predicted, %.1f exact\n",
-                   mib((size_t)c0), mib((size_t)k), mib((size_t)pred), mib(tot));
+                   zb_mib((size_t)c0), zb_mib((size_t)k), zb_mib((size_t)pred), zb_mib(tot));
             if (js)
                 fprintf(js,
                         "{\"suite\": \"sd\", \"case\": \"grad_memory_sd2_560\", \"device\": \"%s\", \"dtype\": \"%s\", "
@@ -197,25 +187,13 @@ int zs_bench_sd(int argc, char **argv, int append) {
         else if (!strcmp(a, "--all") || !strcmp(a, "--batch")) { if (a[2] == 'b') i++; continue; }  // other suites' options
         else { usage(); return strcmp(a, "--help") ? 2 : 0; }
     }
-    if (repeat < 0 || (strcmp(devs, "cpu") && strcmp(devs, "cuda") && strcmp(devs, "all"))) { usage(); return 2; }
-    int want_cpu = strcmp(devs, "cuda") != 0, want_gpu = strcmp(devs, "cpu") != 0;
-    int gpu = want_gpu && zs_cuda_available() && zs_cuda_init(0) == ZS_OK;
-    if (!strcmp(devs, "cuda") && !gpu) {
-        fprintf(stderr, "zsmlc_bench: --device cuda but no usable GPU (%s)\n", zs_errmsg());
-        return 1;
-    }
-    FILE *js = NULL;
-    if (out && !(js = fopen(out, append ? "a" : "w"))) { perror(out); return 1; }
-    if (!append) {
-        char info[2048];
-        zs_build_info(info, sizeof info);
-        printf("%s", info);
-    }
-    typedef struct { zs_device dev; zs_dtype dt; } run_t;
-    run_t runs[3];
-    int nruns = 0, rc = 0;
-    if (want_cpu) runs[nruns++] = (run_t){ZS_CPU, ZS_F32};
-    if (gpu) runs[nruns++] = (run_t){ZS_CUDA, ZS_F32}, runs[nruns++] = (run_t){ZS_CUDA, ZS_BF16};
+    zb_run runs[3];
+    int nruns = 0, rr = repeat < 0 ? 2 : zb_runs(devs, runs, &nruns);
+    if (rr == 2) usage();
+    if (rr) return rr;
+    FILE *js;
+    if (zb_begin(out, append, &js)) return 1;
+    int rc = 0;
     double t[64];
     if (repeat > 64) repeat = 64;
     printf("\n%-20s %-26s %-4s %-4s %10s %8s %10s %9s\n", "case", "what", "dev", "type", "ms/call", "it/s", "params MB",
@@ -232,10 +210,10 @@ int zs_bench_sd(int argc, char **argv, int append) {
             if (!s && dev != ZS_CPU) s = step(&b);  // warm-up (the CPU's single call is slow enough)
             if (!s) s = zs_sync(dev);
             for (int r = 0; r < rep && !s; r++) {
-                double t0 = now_ms();
+                double t0 = zb_now_ms();
                 s = step(&b);
                 if (!s) s = zs_sync(dev);
-                t[r] = now_ms() - t0;
+                t[r] = zb_now_ms() - t0;
             }
             if (s) {
                 fprintf(stderr, "zsmlc_bench: %s on %s %s: %s\n", c->name, zs_device_name(dev), zs_dtype_name(dt), zs_errmsg());
@@ -243,10 +221,10 @@ int zs_bench_sd(int argc, char **argv, int append) {
                 destroy(&b);
                 continue;
             }
-            qsort(t, (size_t)rep, sizeof *t, cmp_d);
+            qsort(t, (size_t)rep, sizeof *t, zb_cmp_double);
             double ms = t[rep / 2];
             printf("%-20s %-26s %-4s %-4s %10.1f %8.3f %10.1f %9.1f\n", c->name, c->what, zs_device_name(dev),
-                   zs_dtype_name(dt), ms, 1e3 / ms, mib(b.params), mib(b.acts));
+                   zs_dtype_name(dt), ms, 1e3 / ms, zb_mib(b.params), zb_mib(b.acts));
             fflush(stdout);
             if (js) {
                 fprintf(js,
