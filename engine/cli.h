@@ -2,11 +2,13 @@
 // the only places that print errors and choose exit codes (0 ok, 1 runtime error, 2 usage).
 #ifndef ZS_CLI_H
 #define ZS_CLI_H
+#include "engine/status.h"
 #define ZSMLC_VERSION "0.1.0"
 
 int zs_cmd_inspect(int argc, char **argv);
 int zs_cmd_tokenize(int argc, char **argv);
 int zs_cmd_selfcheck(int argc, char **argv);
+zs_status zs_selfcheck_sd(int use_cuda);      // engine/cli_selfcheck_sd.c (prints its line)
 int zs_cmd_clip_encode(int argc, char **argv);  // engine/cli_clip.c
 int zs_cmd_clip_score(int argc, char **argv);
 int zs_cmd_txt2img(int argc, char **argv);     // engine/cli_sd.c

@@ -218,6 +218,7 @@ int zs_cmd_selfcheck(int argc, char **argv) {
     if ((s = check_tokenizer())) return zs_cli_fail("selfcheck", s);
     if ((s = check_safetensors())) return zs_cli_fail("selfcheck", s);
     if ((s = check_ops(dev == ZS_CUDA))) return zs_cli_fail("selfcheck", s);
+    if ((s = zs_selfcheck_sd(dev == ZS_CUDA))) return zs_cli_fail("selfcheck", s);
     printf("selfcheck: ok (%.2f s)\n", zs_now() - t0);
     return 0;
 }
