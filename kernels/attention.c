@@ -7,13 +7,15 @@
 // Backward (FlashAttention-2): D_i = dout_i . out_i, dp_ij = dout_i . v_j,
 //   ds_ij = p_ij (dp_ij - D_i);  dv_j += sum_i p_ij dout_i;  dq_i += scale sum_j ds_ij k_j;
 //   dk_j += scale sum_i ds_ij q_i.
-// CPU twin: fp32, OpenMP over (b, h, block of query rows) forward; the backward runs two
-// race-free passes, (b, h, key block) for dk / dv and (b, h, query block) for dq, each task
-// owning the rows it writes: deterministic for any thread count.
+// CPU twin: fp32 with GEMMs (zs_sgemm_cpu) on blocks of scores, OpenMP over (b, h, block of
+// query rows) forward; the backward runs two race-free passes, (b, h, key block) for dk / dv
+// and (b, h, query block) for dq, each task owning the rows it writes: deterministic for any
+// thread count.
 #include <math.h>
 #include <stdlib.h>
 #include "attention.h"
 #include "op_common.h"
+#include "ops.h"
 
 #ifdef ZS_HAVE_CUDA
 // kernels/attention.cu (declared here to keep the family self-contained; sizes checked).
@@ -45,27 +47,27 @@ static inline float dotf(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-static inline void axpyf(float *y, float a, const float *x, int64_t n) {
-#pragma omp simd
-    for (int64_t d = 0; d < n; d++) y[d] += a * x[d];
-}
+// Query rows per forward / dq task, keys per dk / dv task, query rows per chunk inside one.
+enum { CPU_QB = 64, CPU_KB = 64, CPU_QC = 256 };
 
-enum { CPU_QB = 16, CPU_KB = 16 };  // query rows / keys per task
+// The tasks' GEMMs run inside an OpenMP loop, where OpenBLAS's OpenMP build stays on the
+// calling thread: one level of parallelism, over (b, h, block), and a fixed order per task,
+// so results do not depend on the thread count.
 
 // ---- CPU forward --------------------------------------------------------------------------
-// Task (b, h, block of CPU_QB query rows): scores of the block's rows against every key they
-// see (key-major, so each k_j / v_j is read once per block), exact two-pass softmax per row,
-// then out rows accumulated key-major too.
+// Task (b, h, block of CPU_QB query rows): S = Q_blk K^T (GEMM), exact softmax per row (masked
+// keys 0), O = P V (GEMM), out = O / l.
 static zs_status attn_fwd_cpu(float *out, float *lse, const float *q, const float *k, const float *v,
                               const attn_dims *a) {
     const int64_t B = a->B, H = a->H, Lq = a->Lq, Lk = a->Lk, Dk = a->Dk, Dv = a->Dv;
     const int64_t nqb = (Lq + CPU_QB - 1) / CPU_QB, ntask = B * H * nqb;
     const int64_t sq = H * Dk, sv = H * Dv;  // row strides
+    const int64_t ldS = Lk > 0 ? Lk : 1;
     int fail = 0;
 #pragma omp parallel if (ntask > 1 && B * H * Lq * (Lk + 1) * (Dk + Dv) > 32768)
     {
-        float *S = malloc(sizeof(float) * (size_t)(CPU_QB * (Lk > 0 ? Lk : 1) + CPU_QB * Dv));
-        float *O = S ? S + CPU_QB * (Lk > 0 ? Lk : 1) : NULL;
+        float *S = malloc(sizeof(float) * (size_t)(CPU_QB * ldS + CPU_QB * (Dv > 0 ? Dv : 1)));
+        float *O = S ? S + CPU_QB * ldS : NULL;
         if (!S) {
 #pragma omp atomic write
             fail = 1;
@@ -75,19 +77,17 @@ static zs_status attn_fwd_cpu(float *out, float *lse, const float *q, const floa
             if (!S) continue;
             int64_t bh = t / nqb, b = bh / H, h = bh % H;
             int64_t i0 = (t % nqb) * CPU_QB, i1 = i0 + CPU_QB < Lq ? i0 + CPU_QB : Lq, nr = i1 - i0;
-            const float *qb = q + (b * Lq * H + h) * Dk, *kb = k + (b * Lk * H + h) * Dk;
+            const float *qb = q + ((b * Lq + i0) * H + h) * Dk, *kb = k + (b * Lk * H + h) * Dk;
             const float *vb = v + (b * Lk * H + h) * Dv;
             int64_t jmax = nkeys(a, i1 - 1);  // the block's last row sees the most keys
-            for (int64_t j = 0; j < jmax; j++) {
-                const float *kj = kb + j * sq;
-                for (int64_t r = 0; r < nr; r++) S[r * Lk + j] = a->scale * dotf(qb + (i0 + r) * sq, kj, Dk);
-            }
+            if (jmax > 0 && Dk > 0) zs_sgemm_cpu(0, 1, nr, jmax, Dk, qb, sq, kb, sq, 0.0f, S, ldS);
+            else for (int64_t x = 0; x < nr * ldS; x++) S[x] = 0;
             float inv[CPU_QB];
             for (int64_t r = 0; r < nr; r++) {
-                float *s = S + r * Lk;
+                float *s = S + r * ldS;
                 int64_t n = nkeys(a, i0 + r);
                 float m = -INFINITY, l = 0;
-                for (int64_t j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
+                for (int64_t j = 0; j < n; j++) s[j] *= a->scale, m = s[j] > m ? s[j] : m;
                 for (int64_t j = 0; j < n; j++) {
                     s[j] = expf(s[j] - m);
                     l += s[j];
@@ -95,15 +95,9 @@ static zs_status attn_fwd_cpu(float *out, float *lse, const float *q, const floa
                 for (int64_t j = n; j < jmax; j++) s[j] = 0;  // masked: no contribution below
                 inv[r] = n > 0 ? 1.0f / l : 0.0f;
                 if (lse) lse[bh * Lq + i0 + r] = n > 0 ? m + logf(l) : -INFINITY;
-                for (int64_t d = 0; d < Dv; d++) O[r * Dv + d] = 0;
             }
-            for (int64_t j = 0; j < jmax; j++) {
-                const float *vj = vb + j * sv;
-                for (int64_t r = 0; r < nr; r++) {
-                    float p = S[r * Lk + j];
-                    if (p != 0) axpyf(O + r * Dv, p, vj, Dv);
-                }
-            }
+            if (jmax > 0 && Dv > 0) zs_sgemm_cpu(0, 0, nr, Dv, jmax, S, ldS, vb, sv, 0.0f, O, Dv);
+            else for (int64_t x = 0; x < nr * Dv; x++) O[x] = 0;
             for (int64_t r = 0; r < nr; r++) {
                 float *o = out + ((b * Lq + i0 + r) * H + h) * Dv;
                 for (int64_t d = 0; d < Dv; d++) o[d] = O[r * Dv + d] * inv[r];
@@ -116,13 +110,31 @@ static zs_status attn_fwd_cpu(float *out, float *lse, const float *q, const floa
 }
 
 // ---- CPU backward -------------------------------------------------------------------------
+// P (from lse) and dS = P (dP - D) of a rows x cols score block in place: X holds the raw
+// q.k products on entry (P on exit), Y holds dP (dS on exit); row r is query qrow(r), column c
+// key kcol(c); transposed: rows are keys, columns queries.
+static void p_ds(float *X, float *Y, int64_t ld, int64_t rows, int64_t cols, int transposed, int64_t i0, int64_t j0,
+                 const float *lse, const float *Dl, const attn_dims *a) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            int64_t i = i0 + (transposed ? c : r), j = j0 + (transposed ? r : c);
+            float *x = X + r * ld + c, *y = Y + r * ld + c;
+            float p = j < nkeys(a, i) ? expf(a->scale * *x - lse[i]) : 0.0f;
+            *x = p;
+            *y = p * (*y - Dl[i]);
+        }
+}
+
+// Pass 1, task (b, h, block of CPU_KB keys): over chunks of the query rows that see them,
+// S^T = K_blk Q^T, dP^T = V_blk dO^T, dV_blk += P^T dO, dK_blk += scale dS^T Q. Pass 2, task
+// (b, h, block of CPU_QB query rows): S = Q_blk K^T, dP = dO_blk V^T, dq += scale dS K. Each
+// task owns the rows it writes: race-free and deterministic.
 static zs_status attn_bwd_cpu(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                               const float *v, const float *out, const float *lse, const attn_dims *a) {
     const int64_t B = a->B, H = a->H, Lq = a->Lq, Lk = a->Lk, Dk = a->Dk, Dv = a->Dv;
-    const int64_t off = Lk - Lq;
-    const float scale = a->scale;
+    const int64_t off = Lk - Lq, sq = H * Dk, sv = H * Dv;
     const int big = B * H * Lq * Lk * (Dk + Dv) > 32768;
-    float *Dl = malloc(sizeof(float) * (size_t)(B * H * Lq));  // D_i = dout_i . out_i, [B, H, Lq]
+    float *Dl = malloc(sizeof(float) * (size_t)(B * H * (Lq > 0 ? Lq : 1)));  // D_i = dout_i . out_i, [B, H, Lq]
     if (!Dl) return ZS_ERR(ZS_ENOMEM, "attention_bwd: CPU scratch");
 #pragma omp parallel for schedule(static) if (big)
     for (int64_t t = 0; t < B * H * Lq; t++) {
@@ -131,41 +143,38 @@ static zs_status attn_bwd_cpu(float *dq, float *dk, float *dv, const float *dout
         Dl[t] = dotf(dout + o, out + o, Dv);
     }
     int fail = 0;
-    // Pass 1: dk, dv. Task (b, h, block of CPU_KB keys), over every query row that sees them.
-    if (dk || dv) {
+    if ((dk || dv) && Lq > 0) {
         const int64_t nkb = (Lk + CPU_KB - 1) / CPU_KB, ntask = B * H * nkb;
 #pragma omp parallel if (big && ntask > 1)
         {
-            float *acc = malloc(sizeof(float) * (size_t)(CPU_KB * (Dk + Dv)));
-            if (!acc) {
+            float *X = malloc(sizeof(float) * (size_t)(2 * CPU_KB * CPU_QC + CPU_KB * (Dk + Dv)));
+            float *Y = X ? X + CPU_KB * CPU_QC : NULL, *aK = X ? Y + CPU_KB * CPU_QC : NULL, *aV = X ? aK + CPU_KB * Dk : NULL;
+            if (!X) {
 #pragma omp atomic write
                 fail = 1;
             }
 #pragma omp for schedule(dynamic, 1)
             for (int64_t t = 0; t < ntask; t++) {
-                if (!acc) continue;
+                if (!X) continue;
                 int64_t bh = t / nkb, b = bh / H, h = bh % H;
-                int64_t j0 = (t % nkb) * CPU_KB, j1 = j0 + CPU_KB < Lk ? j0 + CPU_KB : Lk, nc = j1 - j0;
-                float *aK = acc, *aV = acc + CPU_KB * Dk;
-                for (int64_t x = 0; x < CPU_KB * (Dk + Dv); x++) acc[x] = 0;
+                int64_t j0 = (t % nkb) * CPU_KB, j1 = j0 + CPU_KB < Lk ? j0 + CPU_KB : Lk, nk = j1 - j0;
+                const float *qb = q + (b * Lq * H + h) * Dk, *kb = k + ((b * Lk + j0) * H + h) * Dk;
+                const float *vb = v + ((b * Lk + j0) * H + h) * Dv, *dob = dout + (b * Lq * H + h) * Dv;
+                for (int64_t x = 0; x < nk * Dk; x++) aK[x] = 0;
+                for (int64_t x = 0; x < nk * Dv; x++) aV[x] = 0;
                 int64_t ist = a->causal ? (j0 - off > 0 ? j0 - off : 0) : 0;  // first row seeing key j0
-                for (int64_t i = ist; i < Lq; i++) {
-                    const float *qi = q + ((b * Lq + i) * H + h) * Dk, *doi = dout + ((b * Lq + i) * H + h) * Dv;
-                    float li = lse[bh * Lq + i], Di = Dl[bh * Lq + i];
-                    int64_t je = nkeys(a, i);
-                    je = je < j1 ? je : j1;
-                    for (int64_t j = j0; j < je; j++) {
-                        const float *kj = k + ((b * Lk + j) * H + h) * Dk, *vj = v + ((b * Lk + j) * H + h) * Dv;
-                        float p = expf(scale * dotf(qi, kj, Dk) - li);
-                        axpyf(aV + (j - j0) * Dv, p, doi, Dv);
-                        float ds = p * (dotf(doi, vj, Dv) - Di);
-                        axpyf(aK + (j - j0) * Dk, scale * ds, qi, Dk);
-                    }
+                for (int64_t c0 = ist; c0 < Lq; c0 += CPU_QC) {
+                    int64_t nq = Lq - c0 < CPU_QC ? Lq - c0 : CPU_QC;
+                    zs_sgemm_cpu(0, 1, nk, nq, Dk, kb, sq, qb + c0 * sq, sq, 0.0f, X, CPU_QC);
+                    zs_sgemm_cpu(0, 1, nk, nq, Dv, vb, sv, dob + c0 * sv, sv, 0.0f, Y, CPU_QC);
+                    p_ds(X, Y, CPU_QC, nk, nq, 1, c0, j0, lse + bh * Lq, Dl + bh * Lq, a);
+                    if (dv) zs_sgemm_cpu(0, 0, nk, Dv, nq, X, CPU_QC, dob + c0 * sv, sv, 1.0f, aV, Dv);
+                    if (dk) zs_sgemm_cpu(0, 0, nk, Dk, nq, Y, CPU_QC, qb + c0 * sq, sq, 1.0f, aK, Dk);
                 }
-                for (int64_t c = 0; c < nc; c++) {
+                for (int64_t c = 0; c < nk; c++) {
                     if (dk) {
                         float *g = dk + ((b * Lk + j0 + c) * H + h) * Dk;
-                        for (int64_t d = 0; d < Dk; d++) g[d] += aK[c * Dk + d];
+                        for (int64_t d = 0; d < Dk; d++) g[d] += a->scale * aK[c * Dk + d];
                     }
                     if (dv) {
                         float *g = dv + ((b * Lk + j0 + c) * H + h) * Dv;
@@ -173,39 +182,38 @@ static zs_status attn_bwd_cpu(float *dq, float *dk, float *dv, const float *dout
                     }
                 }
             }
-            free(acc);
+            free(X);
         }
     }
-    // Pass 2: dq. Task (b, h, block of CPU_QB query rows); each row on its own.
-    if (dq && !fail) {
+    if (dq && !fail && Lk > 0) {
         const int64_t nqb = (Lq + CPU_QB - 1) / CPU_QB, ntask = B * H * nqb;
 #pragma omp parallel if (big && ntask > 1)
         {
-            float *acc = malloc(sizeof(float) * (size_t)(Dk > 0 ? Dk : 1));
-            if (!acc) {
+            float *X = malloc(sizeof(float) * (size_t)(2 * CPU_QB * Lk + CPU_QB * Dk));
+            float *Y = X ? X + CPU_QB * Lk : NULL, *aQ = X ? Y + CPU_QB * Lk : NULL;
+            if (!X) {
 #pragma omp atomic write
                 fail = 1;
             }
 #pragma omp for schedule(dynamic, 1)
             for (int64_t t = 0; t < ntask; t++) {
-                if (!acc) continue;
+                if (!X) continue;
                 int64_t bh = t / nqb, b = bh / H, h = bh % H;
-                int64_t i0 = (t % nqb) * CPU_QB, i1 = i0 + CPU_QB < Lq ? i0 + CPU_QB : Lq;
-                for (int64_t i = i0; i < i1; i++) {
-                    const float *qi = q + ((b * Lq + i) * H + h) * Dk, *doi = dout + ((b * Lq + i) * H + h) * Dv;
-                    float li = lse[bh * Lq + i], Di = Dl[bh * Lq + i];
-                    for (int64_t d = 0; d < Dk; d++) acc[d] = 0;
-                    for (int64_t j = 0, je = nkeys(a, i); j < je; j++) {
-                        const float *kj = k + ((b * Lk + j) * H + h) * Dk, *vj = v + ((b * Lk + j) * H + h) * Dv;
-                        float p = expf(scale * dotf(qi, kj, Dk) - li);
-                        float ds = p * (dotf(doi, vj, Dv) - Di);
-                        axpyf(acc, ds, kj, Dk);
-                    }
-                    float *g = dq + ((b * Lq + i) * H + h) * Dk;
-                    for (int64_t d = 0; d < Dk; d++) g[d] += scale * acc[d];
+                int64_t i0 = (t % nqb) * CPU_QB, i1 = i0 + CPU_QB < Lq ? i0 + CPU_QB : Lq, nr = i1 - i0;
+                int64_t jmax = nkeys(a, i1 - 1);
+                if (jmax == 0) continue;
+                const float *qb = q + ((b * Lq + i0) * H + h) * Dk, *kb = k + (b * Lk * H + h) * Dk;
+                const float *vb = v + (b * Lk * H + h) * Dv, *dob = dout + ((b * Lq + i0) * H + h) * Dv;
+                zs_sgemm_cpu(0, 1, nr, jmax, Dk, qb, sq, kb, sq, 0.0f, X, Lk);
+                zs_sgemm_cpu(0, 1, nr, jmax, Dv, dob, sv, vb, sv, 0.0f, Y, Lk);
+                p_ds(X, Y, Lk, nr, jmax, 0, i0, 0, lse + bh * Lq, Dl + bh * Lq, a);
+                zs_sgemm_cpu(0, 0, nr, Dk, jmax, Y, Lk, kb, sq, 0.0f, aQ, Dk);
+                for (int64_t r = 0; r < nr; r++) {
+                    float *g = dq + ((b * Lq + i0 + r) * H + h) * Dk;
+                    for (int64_t d = 0; d < Dk; d++) g[d] += a->scale * aQ[r * Dk + d];
                 }
             }
-            free(acc);
+            free(X);
         }
     }
     free(Dl);
