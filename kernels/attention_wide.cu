@@ -26,30 +26,22 @@ zs_status gemm_rm(bool ta, bool tb, int M, int N, int K, float alpha, const void
     return ZS_OK;
 }
 
-// One block per score row: lse (when given) and P = exp(S - lse) in the dtype; masked keys 0.
+// One warp per score row (as softmax.cu): lse (when given) and P = exp(S - lse) in the dtype;
+// masked keys 0. Block (32, 8): 8 rows.
 template <typename T>
-__global__ void softmax_rows(T *P, float *lse, const float *S, int Lk, int r0, int off, int causal) {
-    __shared__ float red[32];
-    int r = blockIdx.x, lim = causal ? r0 + r + off : Lk - 1;  // last visible key
+__global__ void softmax_rows(T *P, float *lse, const float *S, int R, int Lk, int r0, int off, int causal) {
+    int r = blockIdx.x * 8 + threadIdx.y, lane = threadIdx.x;
+    if (r >= R) return;
+    int lim = causal ? r0 + r + off : Lk - 1;  // last visible key
     const float *s = S + (long long)r * Lk;
-    float m = -INFINITY;
-    for (int j = threadIdx.x; j <= lim && j < Lk; j += blockDim.x) m = fmaxf(m, s[j]);
+    float m = -INFINITY, l = 0.f;
+    for (int j = lane; j <= lim && j < Lk; j += 32) m = fmaxf(m, s[j]);
     m = warp_max(m);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
-    __syncthreads();
-    m = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : -INFINITY;
-    m = warp_max(m);
-    __syncthreads();
-    float l = 0.f;
-    for (int j = threadIdx.x; j <= lim && j < Lk; j += blockDim.x) l += expf(s[j] - m);
-    l = warp_sum(l);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = l;
-    __syncthreads();
-    l = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0.f;
+    for (int j = lane; j <= lim && j < Lk; j += 32) l += expf(s[j] - m);
     l = warp_sum(l);
     float L = lim < 0 ? 0.f : m + logf(l);  // a row that sees no key: P = 0, lse = -inf (attention.c)
-    if (lse && threadIdx.x == 0) lse[r] = lim < 0 ? -INFINITY : L;
-    for (int j = threadIdx.x; j < Lk; j += blockDim.x) P[(long long)r * Lk + j] = from_f<T>(j <= lim ? expf(s[j] - L) : 0.f);
+    if (lse && lane == 0) lse[r] = lim < 0 ? -INFINITY : L;
+    for (int j = lane; j < Lk; j += 32) P[(long long)r * Lk + j] = from_f<T>(j <= lim ? expf(s[j] - L) : 0.f);
 }
 
 // P = exp(S - lse) and dS = P (dP - delta), both in the dtype (masked keys 0).
@@ -107,7 +99,7 @@ zs_status fwd(T *out, float *lse, const T *q, const T *k, const T *v, const wide
                 T *ob = out + ((long long)b * w.Lq + r0) * ldv + (long long)h * w.Dv;
                 float *lb = lse ? lse + ((long long)b * w.H + h) * w.Lq + r0 : NULL;
                 s = gemm_rm(false, true, R, w.Lk, w.Dk, w.scale, qb, ldq, kb, ldq, ty, 0.f, S, w.Lk, CUDA_R_32F);
-                if (!s) softmax_rows<T><<<R, 256, 0, st>>>(P, lb, S, w.Lk, r0, w.Lk - w.Lq, w.causal);
+                if (!s) softmax_rows<T><<<(R + 7) / 8, dim3(32, 8), 0, st>>>(P, lb, S, R, w.Lk, r0, w.Lk - w.Lq, w.causal);
                 if (!s) s = gemm_rm(false, false, R, w.Dv, w.Lk, 1.f, P, w.Lk, vb, ldv, ty, 0.f, ob, ldv, ty);
             }
     cudaFreeAsync(S, st);
