@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "engine/backend.h"
 #include "models/sd_pipeline.h"
 #include "tests/sd_ref.h"
@@ -332,4 +333,104 @@ TEST(sd_prompt_to_image_sd2) { return prompt_case("sd2-tiny", 0); }
 TEST(sd_prompt_to_image_single_files) {
     zt_result r = prompt_case("sd1-tiny", 1);
     return r == ZT_PASS ? prompt_case("sd2-tiny", 1) : r;
+}
+
+// ---- variant folders: only diffusion_pytorch_model.fp16.safetensors / model.bf16.safetensors ----
+static int copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
+    char buf[65536];
+    size_t n;
+    int ok = a && b;
+    while (ok && (n = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, n, b) == n;
+    if (a) fclose(a);
+    if (b && fclose(b)) ok = 0;
+    return ok ? 0 : -1;
+}
+
+// dst/<sub>/<stem>.<variant>.safetensors = src/<sub>/<stem>.safetensors stored in dtype dt.
+static zs_status write_variant(const char *src, const char *dst, const char *sub, const char *stem, const char *variant,
+                               zs_dtype dt) {
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, "%s/%s/%s.safetensors", src, sub, stem);
+    snprintf(b, sizeof b, "%s/%s/%s.%s.safetensors", dst, sub, stem, variant);
+    zs_st *st;
+    zs_st_writer *w = NULL;
+    ZS_TRY(zs_st_open(&st, a));
+    zs_status s = zs_st_writer_new(&w);
+    for (int i = 0; !s && i < zs_st_count(st); i++) {
+        const zs_st_entry *e = zs_st_at(st, i);
+        float *x = zt_ref_read(st, e->name, -1, 0, NULL);
+        zs_tensor t = zs_tensor_make(x, ZS_F32, ZS_CPU, e->ndim, e->shape);
+        s = x ? zs_st_writer_add(w, e->name, &t, dt) : ZS_ERR(ZS_EFORMAT, "%s: %s", a, e->name);
+        free(x);
+    }
+    if (!s) s = zs_st_writer_meta(w, "format", "pt");
+    if (!s) s = zs_st_writer_save(w, b);
+    zs_st_writer_free(w);
+    zs_st_close(st);
+    return s;
+}
+
+// A copy of sd1-tiny holding only half-precision variant weight files (as a user's
+// `variant="fp16"` download): same configs, tokenizer and scheduler.
+static zs_status make_variant_folder(const char *src, char *dir, const char *variant, zs_dtype dt) {
+    static const char *files[] = {"model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
+                                  "vae/config.json", "text_encoder/config.json", "tokenizer/vocab.json",
+                                  "tokenizer/merges.txt", "tokenizer/tokenizer_config.json",
+                                  "tokenizer/special_tokens_map.json"};
+    static const char *subs[] = {"scheduler", "unet", "vae", "text_encoder", "tokenizer"};
+    if (!mkdtemp(dir)) return ZS_ERR(ZS_EIO, "mkdtemp %s", dir);
+    char a[1024], b[1024];
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        snprintf(b, sizeof b, "%s/%s", dir, subs[i]);
+        if (mkdir(b, 0755)) return ZS_ERR(ZS_EIO, "mkdir %s", b);
+    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(a, sizeof a, "%s/%s", src, files[i]), snprintf(b, sizeof b, "%s/%s", dir, files[i]);
+        if (copy_file(a, b)) return ZS_ERR(ZS_EIO, "copy %s", a);
+    }
+    ZS_TRY(write_variant(src, dir, "unet", "diffusion_pytorch_model", variant, dt));
+    ZS_TRY(write_variant(src, dir, "vae", "diffusion_pytorch_model", variant, dt));
+    return write_variant(src, dir, "text_encoder", "model", variant, dt);
+}
+
+// The variant folder loads (weights widened to F32) and gives the folder's image up to the
+// weights' rounding: fp16 (11-bit mantissa) 1e-2, bf16 (8-bit) 5e-2 relative, measured
+// values printed.
+TEST(sd_variant_folders) {
+    char src[512];
+    zt_fixture_path("sd/sd1-tiny", src, sizeof src);
+    t2i_ref r;
+    CHECK_OK(ref_open(&r, "sd1-tiny"));
+    struct { const char *variant; zs_dtype dt; double bound; } v[2] = {{"fp16", ZS_F16, 1e-2}, {"bf16", ZS_BF16, 5e-2}};
+    float *l0 = NULL, *i0 = NULL;
+    int64_t n0 = 0;
+    zs_sd_pipe *p = NULL;
+    zs_status s = open_pipe(&p, "sd1-tiny", 0);
+    if (!s) s = run_t2i(p, &r, ZS_SAMPLER_EULER, 3, &l0, &i0, &n0);
+    zs_sd_pipe_free(p);
+    int ok = !s;
+    for (int k = 0; ok && k < 2; k++) {
+        char dir[] = "/tmp/zsmlc_variant_XXXXXX", cmd[600];
+        float *l = NULL, *im = NULL;
+        int64_t n = 0;
+        p = NULL;
+        s = make_variant_folder(src, dir, v[k].variant, v[k].dt);
+        zs_sd_pipe_opts o = zs_sd_pipe_default_opts();
+        o.no_text = 1;
+        if (!s) s = zs_sd_pipe_open(&p, dir, &o, ZS_CPU, ZS_F32);
+        if (!s) s = run_t2i(p, &r, ZS_SAMPLER_EULER, 3, &l, &im, &n);
+        double e = s || n != n0 ? 1 : zt_rel_err(im, i0, n, 1e-6);
+        if (!s) printf("    sd1-tiny %s variant folder: image vs the fp32 folder %.2e (bound %g)\n", v[k].variant, e, v[k].bound);
+        else zt_note(__FILE__, __LINE__, "%s: %s", v[k].variant, zs_errmsg());
+        ok &= !s && e < v[k].bound;
+        zs_sd_pipe_free(p);
+        free(l), free(im);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) zt_note(__FILE__, __LINE__, "could not remove %s", dir);
+    }
+    free(l0), free(i0);
+    ref_close(&r);
+    CHECK(ok, "variant folders");
+    return ZT_PASS;
 }
