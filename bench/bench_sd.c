@@ -8,7 +8,8 @@
 //   - VAE decode at 512 / 768 (batch 1), and its forward + backward at 560 (to the latents);
 //   - memory of the gradient through sampling (SD 2.x, 560x560, CFG, 30 steps): arena bytes of
 //     UNet + VAE + trajectory at latent sizes 16..48 with the same checkpointing, the linear
-//     fit in h*w extrapolated to 70x70, and the exact layout at 70x70 for comparison.
+//     fit in h*w extrapolated to 70x70, and the exact layout at 70x70 for comparison; and the
+//     same gradient run for real at latents 8..16, its measured peak extrapolated the same way.
 // On the CPU (F32, one timed call: the real shapes are slow there) and, where a GPU answers,
 // CUDA (F32 and BF16, median of --repeat calls). Each timed call is followed by a device sync.
 #include <stdio.h>
@@ -167,11 +168,70 @@ static int memory_report(zs_device dev, zs_dtype dt, FILE *js) {
     return 0;
 }
 
+// The gradient through sampling run for real (random SD 2.x weights, CFG 7.5, 2 Euler steps,
+// loss on the decoded image) at latent sizes `sizes`, the peak memory measured after each
+// (zs_mem_high_water: CPU peak RSS, CUDA device memory in use), fitted linearly in h*w and
+// extrapolated to 70x70 (560x560), beside the arena layout there (memory_report).
+static int measured_report(zs_device dev, zs_dtype dt, FILE *js) {
+    const int64_t sizes[3] = {8, 12, 16};
+    zs_sd_unet_config uc;
+    zs_sd_vae_config vc;
+    zs_sd_unet_config_default(&uc, 2);
+    zs_sd_vae_config_default(&vc, 2);
+    zs_sd_pipe *p = NULL;
+    zs_status s = zs_sd_pipe_random(&p, &uc, &vc, 2, NULL, dev, dt, 99);
+    double x[3], y[3];
+    printf("\ngradient through sampling run (SD 2.x, random weights, CFG, 2 Euler steps), %s %s, measured:\n",
+           zs_device_name(dev), zs_dtype_name(dt));
+    for (int i = 0; i < 3 && !s; i++) {
+        int64_t L = sizes[i], es[3] = {1, 77, uc.cross_attention_dim}, ls[4] = {1, 4, L, L};
+        zs_tensor c = {0}, u = {0}, n = {0}, d = {0}, g = {0};
+        zs_sd_grad r = {0};
+        const zs_tensor *img = NULL;
+        double t0 = zb_now_ms();
+        s = dev_tensor(&c, dev, dt, 3, es, 1);
+        if (!s) s = dev_tensor(&u, dev, dt, 3, es, 2);
+        if (!s) s = dev_tensor(&g, dev, dt, 3, es, 3);
+        if (!s) s = dev_tensor(&n, dev, dt, 4, ls, 4);
+        zs_sd_gen gen = {2, 7.5f, ZS_SAMPLER_EULER, NULL, NULL};
+        if (!s) s = zs_sd_grad_forward(&r, p, &gen, &c, &u, &n, &img);
+        if (!s) s = dev_tensor(&d, dev, dt, 4, img->shape, 5);
+        if (!s) s = zs_sd_grad_backward(&r, &d, &g, NULL);
+        if (!s) s = zs_sync(dev);
+        size_t hw = 0;
+        if (!s) s = zs_mem_high_water(dev, &hw);
+        x[i] = (double)(L * L), y[i] = (double)hw;
+        if (!s) printf("  %3lldx%-3lld latents (%4lld px): peak %9.1f MiB, %.1f s\n", (long long)L, (long long)L,
+                       (long long)(L * 8), zb_mib(hw), (zb_now_ms() - t0) / 1e3);
+        zs_sd_grad_free(&r);
+        zs_tensor *ts[5] = {&c, &u, &n, &d, &g};
+        for (int k = 0; k < 5; k++) zs_free(ts[k]->data, dev);
+    }
+    zs_sd_pipe_free(p);
+    if (s) {
+        fprintf(stderr, "zsmlc_bench: measured gradient run: %s\n", zs_errmsg());
+        return 1;
+    }
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (int i = 0; i < 3; i++) sx += x[i], sy += y[i], sxx += x[i] * x[i], sxy += x[i] * y[i];
+    double k = (3 * sxy - sx * sy) / (3 * sxx - sx * sx), c0 = (sy - k * sx) / 3, pred = c0 + k * 4900;
+    printf("  fit: %.1f MiB + %.4f MiB per latent pixel -> 70x70 (560x560): %.1f MiB (the process / device total,\n"
+           "  weights included; steps add only 4 h w values each)\n", zb_mib((size_t)c0), zb_mib((size_t)k),
+           zb_mib((size_t)pred));
+    if (js)
+        fprintf(js,
+                "{\"suite\": \"sd\", \"case\": \"grad_run_memory_sd2\", \"device\": \"%s\", \"dtype\": \"%s\", "
+                "\"peak_bytes\": [%.0f, %.0f, %.0f], \"latents\": [8, 12, 16], \"predicted_560_bytes\": %.0f}\n",
+                zs_device_name(dev), zs_dtype_name(dt), y[0], y[1], y[2], pred);
+    return 0;
+}
+
 static void usage(void) {
     printf("usage: zsmlc_bench --suite sd [--out FILE] [--filter SUBSTR] [--repeat N] [--device cpu|cuda|all]\n"
            "  SD 1.5 / 2.x UNet and VAE at real sizes with random weights: UNet CFG step it/s at 512 / 768,\n"
            "  the 560x560 UNet / VAE fwd+bwd of the gradient through sampling, VAE decode, and the memory of\n"
-           "  the gradient through sampling (filter \"memory\"). CPU: 1 timed call; CUDA: median of 5.\n");
+           "  the gradient through sampling (filter \"memory\": arena layout; \"measured\": a real run's peak).\n"
+           "  CPU: 1 timed call; CUDA: median of 5.\n");
 }
 
 int zs_bench_sd(int argc, char **argv, int append) {
@@ -238,6 +298,7 @@ int zs_bench_sd(int argc, char **argv, int append) {
             destroy(&b);
         }
         if (!filter || strstr("memory", filter)) rc |= memory_report(runs[ri].dev, runs[ri].dt, js);
+        if (!filter || strstr("measured", filter)) rc |= measured_report(runs[ri].dev, runs[ri].dt, js);
     }
     printf("(MB = MiB; acts: what the arenas hold at that size, with the backward's buffers for the fwd+bwd\n"
            " cases; it/s = calls per second, one call = one CFG sampling step at batch 2)\n");

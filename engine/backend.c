@@ -67,6 +67,27 @@ void zs_free(void *p, zs_device dev) {
     free(p);
 }
 
+zs_status zs_mem_high_water(zs_device dev, size_t *bytes) {
+    *bytes = 0;
+    if (dev == ZS_CUDA) {
+#ifdef ZS_HAVE_CUDA
+        return zs_cuda_mem_used(bytes);
+#else
+        return ZS_ERR(ZS_EUNSUPPORTED, "memory: built without CUDA");
+#endif
+    }
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return ZS_ERR(ZS_EUNSUPPORTED, "memory: no /proc/self/status");
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) break;
+    fclose(f);
+    if (!kb) return ZS_ERR(ZS_EUNSUPPORTED, "memory: no VmHWM in /proc/self/status");
+    *bytes = (size_t)kb * 1024;
+    return ZS_OK;
+}
+
 zs_status zs_memcpy2d(void *dst, size_t dpitch, zs_device dd, const void *src, size_t spitch, zs_device sd, size_t width,
                       size_t rows) {
     if (width == 0 || rows == 0) return ZS_OK;

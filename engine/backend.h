@@ -28,6 +28,10 @@ zs_status zs_memset0(void *p, zs_device dev, size_t bytes);
 zs_status zs_memcpy2d(void *dst, size_t dpitch, zs_device dd, const void *src, size_t spitch, zs_device sd, size_t width,
                       size_t rows);
 zs_status zs_sync(zs_device dev);  // waits for queued work; reports asynchronous CUDA errors
+// Peak memory so far: CPU, the process's peak resident set (VmHWM); CUDA, the device memory in
+// use now (total - free), which includes the allocation pool's cached blocks (the pool keeps
+// freed scratch), so after a run it is that run's high-water mark plus other processes'.
+zs_status zs_mem_high_water(zs_device dev, size_t *bytes);
 
 // Copies between tensors of the same shape; converts float dtypes on the way (host staging).
 zs_status zs_tensor_copy(zs_tensor *dst, const zs_tensor *src);
@@ -46,6 +50,7 @@ zs_status zs_cuda_memset0(void *p, size_t bytes);
 zs_status zs_cuda_memcpy2d(void *dst, size_t dpitch, int dst_dev, const void *src, size_t spitch, int src_dev, size_t width,
                            size_t rows);
 zs_status zs_cuda_sync(void);
+zs_status zs_cuda_mem_used(size_t *bytes);
 void zs_cuda_build_info(char *buf, size_t n);
 #endif
 

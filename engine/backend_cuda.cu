@@ -78,6 +78,13 @@ extern "C" zs_status zs_cuda_memcpy2d(void *dst, size_t dpitch, int dst_dev, con
     return ZS_OK;
 }
 
+extern "C" zs_status zs_cuda_mem_used(size_t *bytes) {
+    size_t fr = 0, tot = 0;
+    ZS_CUDA_TRY(cudaMemGetInfo(&fr, &tot));
+    *bytes = tot - fr;
+    return ZS_OK;
+}
+
 extern "C" zs_status zs_cuda_memset0(void *p, size_t bytes) {
     ZS_CUDA_TRY(cudaMemsetAsync(p, 0, bytes, g_stream));
     return ZS_OK;
