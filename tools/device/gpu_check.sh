@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-shot GPU check for a lent machine: reports the toolchain, builds with CUDA (cuDNN and
 # NCCL found in PyTorch's Python environment when not in the CUDA toolkit), runs the whole
-# test suite (GPU tests included) and the op benchmarks. Results go to $OUT (or ./gpu-out).
+# test suite (GPU tests included; TESTS=gpu: only those) and the benchmarks (SUITES="ops clip sd
+# diffusers", BENCH=0: none). Results go to $OUT (or ./gpu-out). With 15 minutes of device time,
+# e.g. TESTS=gpu SUITES="sd diffusers" (the build alone takes a few minutes).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu-out}
@@ -33,19 +35,32 @@ build/zsmlc --version
 echo "== selfcheck on the GPU"
 build/zsmlc selfcheck --device cuda; echo "selfcheck rc=$?"
 echo "== tests (all, GPU included)"
-ZSMLC_TEST_VERBOSE=1 build/zsmlc_tests 2>&1 | tee "$OUT/tests.log" | grep -E "^(FAIL|SKIP)|passed,|CHECK|: " ; echo "tests rc=${PIPESTATUS[0]}"
+# TESTS=gpu runs only the GPU tests (the CPU ones pass in CI anyway): saves device time.
+TARGS=""; [ "${TESTS:-all}" = gpu ] && TARGS="--require-gpu"
+ZSMLC_TEST_VERBOSE=1 build/zsmlc_tests $TARGS 2>&1 | tee "$OUT/tests.log" | grep -E "^(FAIL|SKIP)|passed,|CHECK|: " ; echo "tests rc=${PIPESTATUS[0]}"
 [ "${BENCH:-1}" = 0 ] && exit 0
+# SUITES picks the benchmarks (default all four: ops clip sd diffusers); each is capped by BENCH_TIMEOUT.
+SUITES=" ${SUITES:-ops clip sd diffusers} "
+want() { case "$SUITES" in *" $1 "*) return 0;; *) return 1;; esac; }
+if want ops; then
 echo "== bench"
 timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite ops --device "${BENCH_DEVICE:-all}" --out "$OUT/bench.jsonl" | tee "$OUT/bench.txt"
 echo "bench rc=${PIPESTATUS[0]}"
+fi
+if want clip; then
 echo "== bench (clip)"
 timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite clip --device "${BENCH_DEVICE:-all}" --out "$OUT/bench_clip.jsonl" | tee "$OUT/bench_clip.txt"
 echo "bench clip rc=${PIPESTATUS[0]}"
+fi
+if want sd; then
 echo "== bench (sd)"
 timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite sd --device cuda --out "$OUT/bench_sd.jsonl" | tee "$OUT/bench_sd.txt"
 echo "bench sd rc=${PIPESTATUS[0]}"
+fi
+if want diffusers; then
 echo "== bench (sd, PyTorch / diffusers on the same GPU)"
 if [ -d build-sysroot/wheels ]; then $PY -m pip install -q --no-index --no-deps --target build-pylib build-sysroot/wheels/*.whl || true; fi
 PYTHONPATH=build-pylib${PYTHONPATH:+:$PYTHONPATH} timeout "${BENCH_TIMEOUT:-180}" $PY tools/bench/bench_diffusers.py \
     --out "$OUT/bench_sd_diffusers.jsonl" | tee "$OUT/bench_sd_diffusers.txt"
 echo "bench sd diffusers rc=${PIPESTATUS[0]}"
+fi
