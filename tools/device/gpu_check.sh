@@ -59,7 +59,9 @@ echo "bench sd rc=${PIPESTATUS[0]}"
 fi
 if want diffusers; then
 echo "== bench (sd, PyTorch / diffusers on the same GPU)"
-if [ -d build-sysroot/wheels ]; then $PY -m pip install -q --no-index --no-deps --target build-pylib build-sysroot/wheels/*.whl || true; fi
+if ! $PY -c "import diffusers" 2>/dev/null && [ -d build-sysroot/wheels ]; then
+    for w in build-sysroot/wheels/*.whl; do $PY -m pip install -q --no-index --no-deps --target build-pylib "$w" 2>/dev/null || echo "skipped $w"; done
+fi
 PYTHONPATH=build-pylib${PYTHONPATH:+:$PYTHONPATH} timeout "${BENCH_TIMEOUT:-180}" $PY tools/bench/bench_diffusers.py \
     --out "$OUT/bench_sd_diffusers.jsonl" | tee "$OUT/bench_sd_diffusers.txt"
 echo "bench sd diffusers rc=${PIPESTATUS[0]}"

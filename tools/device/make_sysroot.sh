@@ -18,11 +18,15 @@ for l in "$lib"/*.so; do
 done
 [ -e "$out/lib/x86_64-linux-gnu" ] && cp -a "$out"/lib/x86_64-linux-gnu/* "$lib"/ 2>/dev/null || true
 # Plain files only (some copy mechanisms drop symlinks).
-find "$out" -type l | while read -r l; do cp --remove-destination "$(readlink -f "$l")" "$l"; done
+find "$out" -type l | while read -r l; do t=$(readlink -f "$l"); rm -f "$l"; cp -r "$t" "$l" 2>/dev/null || true; done
 echo "sysroot in $out: $(du -sh "$out" | cut -f1)"
-# diffusers (pure Python) for the PyTorch side of the SD bench (tools/bench/bench_diffusers.py):
-# the GPU box has torch but no network; gpu_check.sh installs these with --no-index.
+# diffusers and its dependencies for the PyTorch side of the SD bench
+# (tools/bench/bench_diffusers.py): the GPU box has torch but no network. Wheels for CPython
+# 3.12 (Ubuntu 24.04's) on x86_64; numpy is left out (torch's own must stay). gpu_check.sh
+# installs them one by one into build-pylib, skipping what does not fit its Python.
 mkdir -p "$out/wheels"
-python3 -m pip download -q --no-deps -d "$out/wheels" diffusers==0.42.1 huggingface_hub importlib_metadata zipp \
+python3 -m pip download -q -d "$out/wheels" --only-binary=:all: --python-version "${WHEEL_PY:-3.12}" \
+    --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 diffusers==0.42.1 \
     2>/dev/null || echo "note: no diffusers wheels (pip download failed); the SD bench runs without the PyTorch side"
-echo "wheels: $(ls "$out/wheels" 2>/dev/null | tr '\n' ' ')"
+rm -f "$out"/wheels/numpy-*.whl
+echo "wheels: $(ls "$out/wheels" 2>/dev/null | wc -l) files, $(du -sh "$out/wheels" | cut -f1)"
