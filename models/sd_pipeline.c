@@ -111,7 +111,11 @@ zs_status zs_sd_pipe_open(zs_sd_pipe **out, const char *path, const zs_sd_pipe_o
         s = zs_sd_unet_create(&p->unet, &pl->unet, dev, dt);
     }
     if (!s) s = zs_sd_unet_load(p->unet, pl);
-    if (!s) s = zs_sd_vae_init(&p->vae, &pl->vae, dev, dt);
+    // diffusers runs an fp16 pipeline's VAE in fp32 when its config says force_upcast (SD's
+    // VAE overflows fp16); bf16 has fp32's range and needs no upcast.
+    zs_dtype vdt = dt == ZS_F16 && pl && pl->vae.force_upcast ? ZS_F32 : dt;
+    if (!s && vdt != dt) note(p, "VAE in F32 (force_upcast); ");
+    if (!s) s = zs_sd_vae_init(&p->vae, &pl->vae, dev, vdt);
     if (!s) s = zs_sd_vae_load(&p->vae, pl);
     if (!s && !o->no_text) s = open_text(p, pl, path, o);
     if (!s) {
@@ -301,12 +305,37 @@ zs_status zs_sd_sample(zs_sd_pipe *p, const zs_sd_gen *g, const zs_tensor *cond,
     return st;
 }
 
+// Decodes latents with the VAE (train: set up for its backward), converting them first when the
+// VAE runs in another dtype (force_upcast).
+static zs_status vae_decode(zs_sd_pipe *p, const zs_tensor *latents, int train) {
+    ZS_TRY(zs_sd_vae_setup(&p->vae, latents->shape[0], latents->shape[2], latents->shape[3], train));
+    if (p->vae.dtype == latents->dtype) return zs_sd_vae_decode(&p->vae, latents);
+    zs_tensor t = zs_tensor_make(NULL, p->vae.dtype, p->dev, 4, latents->shape);
+    ZS_TRY(zs_malloc(&t.data, zs_nbytes(&t), p->dev, "sd pipeline: VAE latents"));
+    zs_status s = zs_tensor_copy(&t, latents);
+    if (!s) s = zs_sd_vae_decode(&p->vae, &t);
+    zs_free(t.data, p->dev);
+    return s;
+}
+
+// d_latents = the VAE backward's gradient w.r.t. its latents (overwritten), in d_latents' dtype.
+static zs_status vae_decode_bwd(zs_sd_pipe *p, const zs_tensor *d_image, zs_tensor *d_latents) {
+    ZS_TRY(zs_zero(d_latents));
+    if (p->vae.dtype == d_latents->dtype) return zs_sd_vae_decode_bwd(&p->vae, d_image, d_latents);
+    zs_tensor t = zs_tensor_make(NULL, p->vae.dtype, p->dev, 4, d_latents->shape);
+    ZS_TRY(zs_malloc(&t.data, zs_nbytes(&t), p->dev, "sd pipeline: VAE d_latents"));
+    zs_status s = zs_zero(&t);
+    if (!s) s = zs_sd_vae_decode_bwd(&p->vae, d_image, &t);
+    if (!s) s = zs_tensor_copy(d_latents, &t);
+    zs_free(t.data, p->dev);
+    return s;
+}
+
 zs_status zs_sd_decode(zs_sd_pipe *p, const zs_tensor *latents, const zs_tensor **image) {
     ZS_TRY(check_latents(p, latents));
     int train = p->vae.acts.base && p->vae.a.train && p->vae.a.B == latents->shape[0] &&
                 p->vae.a.h == latents->shape[2] && p->vae.a.w == latents->shape[3];
-    ZS_TRY(zs_sd_vae_setup(&p->vae, latents->shape[0], latents->shape[2], latents->shape[3], train));
-    ZS_TRY(zs_sd_vae_decode(&p->vae, latents));
+    ZS_TRY(vae_decode(p, latents, train));
     *image = &p->vae.a.image;
     return ZS_OK;
 }
@@ -379,8 +408,7 @@ zs_status zs_sd_grad_forward(zs_sd_grad *r, zs_sd_pipe *p, const zs_sd_gen *g, c
     if (!s) s = zs_tensor_copy(x, noise);
     if (!s) s = zs_sched_scale_noise(&r->sched, x);
     if (!s) s = run_steps(&rr, p, &r->sched, g, x, r->traj);
-    if (!s) s = zs_sd_vae_setup(&p->vae, r->B, r->h, r->w, 1);
-    if (!s) s = zs_sd_vae_decode(&p->vae, x);
+    if (!s) s = vae_decode(p, x, 1);
     if (s) {
         zs_sd_grad_free(r);
         return s;
@@ -394,8 +422,7 @@ zs_status zs_sd_grad_backward(zs_sd_grad *r, const zs_tensor *d_image, zs_tensor
     if (!p || !r->traj) return ZS_ERR(ZS_EINVAL, "sd gradient: backward without a forward");
     run rr = grad_run(r);
     zs_tensor *dx = &r->dx, *dx2 = &r->dx2;
-    ZS_TRY(zs_zero(dx));
-    ZS_TRY(zs_sd_vae_decode_bwd(&p->vae, d_image, dx));  // d final latents
+    ZS_TRY(vae_decode_bwd(p, d_image, dx));  // d final latents
     ZS_TRY(zs_zero(&r->carry));
     ZS_TRY(zs_zero(&r->dctx));
     for (int i = r->g.steps - 1; i >= 0; i--) {

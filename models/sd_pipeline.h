@@ -87,14 +87,16 @@ typedef struct {
 zs_status zs_sd_sample(zs_sd_pipe *p, const zs_sd_gen *g, const zs_tensor *cond, const zs_tensor *uncond,
                        zs_tensor *latents);
 // Decodes latents [B, 4, h, w]; *image points at the VAE's output [B, 3, 8h, 8w] (valid until
-// the next decode or setup).
+// the next decode or setup). An F16 pipeline runs the VAE in F32 when its config has
+// force_upcast (as diffusers): the image is then F32.
 zs_status zs_sd_decode(zs_sd_pipe *p, const zs_tensor *latents, const zs_tensor **image);
 // Host conversion of decoded images [B, 3, H, W] (device) to pixels [B, H, W, 3]:
 // round((x / 2 + 0.5).clamp(0, 1) * 255), fp32, ties to even (numpy), as diffusers does.
 zs_status zs_sd_to_pixels(const zs_tensor *image, uint8_t *pixels);
 
 // Gradient through sampling. forward: runs zs_sd_sample keeping each step's input latents,
-// then decodes for training; *image is the decoded image. backward: from d_image, adds the
+// then decodes for training; *image is the decoded image (d_image: its shape and dtype,
+// F32 when the VAE is upcast). backward: from d_image, adds the
 // gradients w.r.t. cond and uncond (either may be NULL; shaped as given to forward).
 typedef struct {
     zs_sd_pipe *p;
