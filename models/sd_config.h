@@ -51,4 +51,8 @@ zs_status zs_sd_vae_config_load(zs_sd_vae_config *c, const char *path);
 // Same from JSON text (what names the source in errors).
 zs_status zs_sd_unet_config_parse(zs_sd_unet_config *c, const char *json, const char *what);
 zs_status zs_sd_vae_config_parse(zs_sd_vae_config *c, const char *json, const char *what);
+// Fuzz entry (models/sd_config_fuzz.c): config texts through the readers; always returns 0.
+#include <stddef.h>
+#include <stdint.h>
+int zs_fuzz_sd_config(const uint8_t *data, size_t size);
 #endif

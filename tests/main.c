@@ -1,5 +1,6 @@
 // Test runner: runs registered tests (optionally those whose name contains a filter) and
 // prints "N passed, N failed, N skipped". Exit status 1 on any failure.
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -102,4 +103,32 @@ int main(int argc, char **argv) {
     if (list) return 0;
     printf("%d passed, %d failed, %d skipped\n", pass, fail, skip);
     return fail ? 1 : 0;
+}
+
+int zt_replay_corpus(const char *target, int (*fn)(const uint8_t *, size_t)) {
+    char rel[256], dir[1024];
+    snprintf(rel, sizeof rel, "../fuzz/corpus/%s", target);
+    DIR *d = opendir(zt_fixture_path(rel, dir, sizeof dir));
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] == '.') continue;
+        char p[1400];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        FILE *f = fopen(p, "rb");
+        if (!f) continue;
+        uint8_t *buf = malloc(1 << 20);
+        size_t k = buf ? fread(buf, 1, 1 << 20, f) : 0;
+        fclose(f);
+        uint8_t *copy = buf ? malloc(k ? k : 1) : NULL;
+        if (copy) {
+            memcpy(copy, buf, k);
+            fn(copy, k);
+            n++;
+        }
+        free(copy);
+        free(buf);
+    }
+    closedir(d);
+    return n;
 }

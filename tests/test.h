@@ -48,6 +48,9 @@ void zt_note(const char *file, int line, const char *fmt, ...) ZS_PRINTF(3, 4);
 double zt_rel_err(const float *got, const float *ref, int64_t n, double floor);
 // Where the fixtures live: $ZSMLC_FIXTURES or tests/fixtures.
 const char *zt_fixture_path(const char *rel, char *buf, size_t n);
+// Feeds every file of tests/fuzz/corpus/<target> to fn as an exact-size heap copy (so ASan sees
+// any over-read); returns the number of files, -1 when the folder is missing.
+int zt_replay_corpus(const char *target, int (*fn)(const uint8_t *, size_t));
 // Deterministic test data in [lo, hi) from a seed.
 void zt_fill_uniform(float *x, int64_t n, uint64_t seed, float lo, float hi);
 

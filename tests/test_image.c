@@ -2,7 +2,6 @@
 // PIL's convert("RGB") gives (tools/fixtures/make_images.py); bad files get clear errors.
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <unistd.h>
 #include <png.h>
 #include "engine/fileio.h"
@@ -151,24 +150,7 @@ TEST(image_png_text_chunks) {
 
 // The fuzz target's seed corpus (tests/fuzz/corpus/fuzz_image) replayed: no crash, no leak.
 TEST(image_fuzz_corpus) {
-    const char *dir = "tests/fuzz/corpus/fuzz_image";
-    DIR *d = opendir(dir);
-    CHECK(d, "cannot open %s", dir);
-    struct dirent *e;
-    int n = 0;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char p[600];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(p, "rb");
-        if (!f) continue;
-        static uint8_t buf[1 << 20];
-        size_t len = fread(buf, 1, sizeof buf, f);
-        fclose(f);
-        zs_fuzz_image(buf, len);
-        n++;
-    }
-    closedir(d);
+    int n = zt_replay_corpus("fuzz_image", zs_fuzz_image);
     CHECK(n > 5, "only %d corpus files", n);
     return ZT_PASS;
 }

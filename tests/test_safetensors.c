@@ -503,28 +503,8 @@ TEST(safetensors_header_only_flag) {
 
 // ---- fuzz entry ------------------------------------------------------------------------
 TEST(safetensors_fuzz_corpus) {
-    char dir[512];
-    zt_fixture_path("../fuzz/corpus/fuzz_safetensors", dir, sizeof dir);
-    DIR *d = opendir(dir);
-    if (!d) SKIP("no corpus at %s", dir);
-    int n = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (de->d_name[0] == '.') continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        FILE *f = fopen(p, "rb");
-        if (!f) continue;
-        static uint8_t buf[1 << 20];
-        size_t k = fread(buf, 1, sizeof buf, f);
-        fclose(f);
-        uint8_t *copy = malloc(k ? k : 1);  // exact size, so ASan sees any over-read
-        memcpy(copy, buf, k);
-        zs_fuzz_safetensors(copy, k);
-        free(copy);
-        n++;
-    }
-    closedir(d);
-    CHECK(n >= 5, "only %d corpus files in %s", n, dir);
+    int n = zt_replay_corpus("fuzz_safetensors", zs_fuzz_safetensors);
+    CHECK(n >= 5, "only %d corpus files", n);
     return ZT_PASS;
 }
 

@@ -379,3 +379,10 @@ TEST(sd_plan_errors_folder) {
     rmdir(dir);
     return ok ? ZT_PASS : ZT_FAIL;
 }
+
+// The config fuzz target's seed corpus (tests/fuzz/corpus/fuzz_sd_config) replayed: no crash, no leak.
+TEST(sd_config_fuzz_corpus) {
+    int n = zt_replay_corpus("fuzz_sd_config", zs_fuzz_sd_config);
+    CHECK(n >= 10, "only %d corpus files", n);
+    return ZT_PASS;
+}

@@ -1,7 +1,6 @@
 // CLIP tokenizer: token-for-token parity with open_clip and transformers on the committed corpus
 // (tools/fixtures/make_tokenizer_corpus.py), truncation/padding, HF pad tokens, loader errors, fuzz corpus.
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -238,26 +237,7 @@ TEST(tokenizer_builtin_load_time) {
 }
 
 TEST(tokenizer_fuzz_corpus) {
-    const char *dir = "tests/fuzz/corpus/fuzz_tokenizer";
-    DIR *d = opendir(dir);
-    CHECK(d, "cannot open %s", dir);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char p[1024];
-        size_t len;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(p, "rb");
-        if (!f) continue;
-        char *buf = malloc(1 << 20);
-        len = buf ? fread(buf, 1, 1 << 20, f) : 0;
-        fclose(f);
-        zs_fuzz_tokenizer((const uint8_t *)buf, len);
-        free(buf);
-        n++;
-    }
-    closedir(d);
+    int n = zt_replay_corpus("fuzz_tokenizer", zs_fuzz_tokenizer);
     CHECK(n >= 4, "only %d seed files", n);
     return ZT_PASS;
 }
