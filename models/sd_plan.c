@@ -434,3 +434,15 @@ const zs_sd_slot *zs_sd_plan_find(const zs_sd_plan *p, zs_sd_part part, const ch
         if (p->slots[i].part == part && !strcmp(p->slots[i].name, name)) return &p->slots[i];
     return NULL;
 }
+
+zs_status zs_sd_slot_load(const zs_sd_plan *p, const zs_sd_slot *sl, zs_tensor *t, const char *what) {
+    if (sl->ndim != t->ndim || memcmp(sl->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim))
+        return ZS_ERR(ZS_EFORMAT, "%s: slot %s has a different shape from the model's parameter", what, sl->name);
+    if (!sl->src) return ZS_ERR(ZS_EFORMAT, "%s: plan slot %s is not bound to a file tensor", what, sl->name);
+    zs_tensor view = *t;
+    if (sl->layout == ZS_SD_NAME_CONV1X1) {  // file [O, I, 1, 1] into the linear [O, I] memory
+        int64_t sh[4] = {t->shape[0], t->shape[1], 1, 1};
+        ZS_TRY(zs_view(&view, t, 0, 4, sh));
+    }
+    return zs_st_load(sl->part == ZS_SD_UNET ? p->unet_st : p->vae_st, sl->src->name, &view);
+}

@@ -45,6 +45,9 @@ typedef struct {
 zs_status zs_sd_plan_open(zs_sd_plan **out, const char *path, const zs_sd_plan_opts *opts);
 void zs_sd_plan_free(zs_sd_plan *p);
 const zs_sd_slot *zs_sd_plan_find(const zs_sd_plan *p, zs_sd_part part, const char *name);  // NULL if none
+// Loads slot sl's file tensor into parameter t (same shape as the slot; a [O, I, 1, 1] file
+// tensor lands in a linear [O, I] memory where the slot's layout says so). what names the model.
+zs_status zs_sd_slot_load(const zs_sd_plan *p, const zs_sd_slot *sl, zs_tensor *t, const char *what);
 
 // The engine slots a config gives (names + shapes, no binding); *slots malloc'd, free with
 // zs_sd_slots_free.

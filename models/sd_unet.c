@@ -274,17 +274,9 @@ zs_status zs_sd_unet_load(zs_sd_unet *u, const zs_sd_plan *p) {
                       u->n_params);
     for (int i = 0; i < u->n_params; i++) {  // registration follows the slot order
         const zs_sd_slot *sl = &p->slots[i];
-        zs_tensor *t = u->ptab[i], view = *t;
         if (sl->part != ZS_SD_UNET || strcmp(sl->name, u->names[i]))
             return ZS_ERR(ZS_EFORMAT, "sd unet: plan slot %d is %s, the model's parameter %s", i, sl->name, u->names[i]);
-        if (sl->ndim != t->ndim || memcmp(sl->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim))
-            return ZS_ERR(ZS_EFORMAT, "sd unet: slot %s has a different shape from the model's parameter", sl->name);
-        if (sl->layout == ZS_SD_NAME_CONV1X1) {  // file [O, I, 1, 1] into the linear [O, I] memory
-            int64_t sh[4] = {t->shape[0], t->shape[1], 1, 1};
-            ZS_TRY(zs_view(&view, t, 0, 4, sh));
-        }
-        if (!sl->src) return ZS_ERR(ZS_EFORMAT, "sd unet: plan slot %s is not bound to a file tensor", sl->name);
-        ZS_TRY(zs_st_load(p->unet_st, sl->src->name, &view));
+        ZS_TRY(zs_sd_slot_load(p, sl, u->ptab[i], "sd unet"));
     }
     return ZS_OK;
 }

@@ -127,10 +127,6 @@ void zs_sd_vae_free(zs_sd_vae *v) {
 }
 
 // ---- loading ---------------------------------------------------------------------------------
-static int is_decoder_slot(const char *name) {
-    return !strncmp(name, "decoder.", 8) || !strncmp(name, "post_quant_conv.", 16);
-}
-
 zs_status zs_sd_vae_load(zs_sd_vae *v, const zs_sd_plan *p) {
     const zs_sd_vae_config *a = &v->cfg, *b = &p->vae;
     int same = a->levels == b->levels && a->layers_per_block == b->layers_per_block &&
@@ -138,38 +134,8 @@ zs_status zs_sd_vae_load(zs_sd_vae *v, const zs_sd_plan *p) {
                a->norm_num_groups == b->norm_num_groups && a->mid_block_add_attention == b->mid_block_add_attention &&
                !memcmp(a->block_out_channels, b->block_out_channels, sizeof a->block_out_channels);
     if (!same) return ZS_ERR(ZS_EINVAL, "sd vae: the plan's VAE config differs from the one the decoder was laid out for");
-    char *done = calloc((size_t)v->n_params, 1);
-    if (!done) return ZS_ERR(ZS_ENOMEM, "sd vae: load table");
-    zs_status s = ZS_OK;
-    int loaded = 0;
-    for (int i = p->n_unet_slots; i < p->n_slots && !s; i++) {
-        const zs_sd_slot *sl = &p->slots[i];
-        if (sl->part != ZS_SD_VAE || !is_decoder_slot(sl->name)) continue;
-        int k = 0;
-        while (k < v->n_params && strcmp(v->names[k], sl->name)) k++;
-        if (k == v->n_params) {
-            s = ZS_ERR(ZS_EFORMAT, "sd vae: plan slot %s has no decoder parameter", sl->name);
-            break;
-        }
-        zs_tensor *t = v->ptab[k], view = *t;
-        if (sl->ndim != t->ndim || memcmp(sl->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
-            s = ZS_ERR(ZS_EFORMAT, "sd vae: slot %s has a different shape from the decoder's parameter", sl->name);
-            break;
-        }
-        if (sl->layout == ZS_SD_NAME_CONV1X1) {  // file [O, I, 1, 1] into the linear [O, I] memory
-            int64_t sh[4] = {t->shape[0], t->shape[1], 1, 1};
-            s = zs_view(&view, t, 0, 4, sh);
-        }
-        if (!s) s = zs_st_load(p->vae_st, sl->src->name, &view);
-        if (!s && !done[k]) done[k] = 1, loaded++;
-    }
-    if (!s && loaded != v->n_params) {
-        int k = 0;
-        while (k < v->n_params && done[k]) k++;
-        s = ZS_ERR(ZS_EFORMAT, "sd vae: the plan has no slot for decoder parameter %s", v->names[k]);
-    }
-    free(done);
-    return s;
+    static const char *const parts[2] = {"decoder.", "post_quant_conv."};
+    return zs_vae_load_slots(p, parts, 2, v->names, v->ptab, v->n_params, "sd vae decoder");
 }
 
 zs_status zs_sd_vae_open(zs_sd_vae *v, const char *path, const zs_sd_plan_opts *opts, zs_device dev, zs_dtype dt) {

@@ -2,6 +2,8 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "engine/backend.h"
 #include "kernels/attention.h"
 #include "kernels/chanbias.h"
@@ -78,6 +80,37 @@ zs_status zs_vae_reg_attn(zs_vae_reg *r, zs_vae_attn *p, const char *prefix, int
         ZS_TRY(reg_one(r, &l[k]->b, 1, &c, q, "bias"));
     }
     return ZS_OK;
+}
+
+// ---- loading -----------------------------------------------------------------------------------
+static int has_prefix(const char *name, const char *const *prefixes, int np) {
+    for (int i = 0; i < np; i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) return 1;
+    return 0;
+}
+
+zs_status zs_vae_load_slots(const zs_sd_plan *p, const char *const *prefixes, int np, char (*names)[ZS_SD_VAE_NAME],
+                            zs_tensor **tab, int n, const char *what) {
+    char *done = calloc((size_t)n, 1);
+    if (!done) return ZS_ERR(ZS_ENOMEM, "%s: load table", what);
+    zs_status s = ZS_OK;
+    int loaded = 0;
+    for (int i = p->n_unet_slots; i < p->n_slots && !s; i++) {
+        const zs_sd_slot *sl = &p->slots[i];
+        if (sl->part != ZS_SD_VAE || !has_prefix(sl->name, prefixes, np)) continue;
+        int k = 0;
+        while (k < n && strcmp(names[k], sl->name)) k++;
+        if (k == n) s = ZS_ERR(ZS_EFORMAT, "%s: plan slot %s has no parameter", what, sl->name);
+        if (!s) s = zs_sd_slot_load(p, sl, tab[k], what);
+        if (!s && !done[k]) done[k] = 1, loaded++;
+    }
+    if (!s && loaded != n) {
+        int k = 0;
+        while (k < n && done[k]) k++;
+        s = ZS_ERR(ZS_EFORMAT, "%s: the plan has no slot for parameter %s", what, names[k]);
+    }
+    free(done);
+    return s;
 }
 
 // ---- forward -----------------------------------------------------------------------------------

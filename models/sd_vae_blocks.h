@@ -30,6 +30,11 @@ zs_status zs_vae_reg_linear(zs_vae_reg *r, zs_vae_pair *p, const char *prefix, i
 // The mid-block attention "<prefix>group_norm.", "to_q." ... "to_out.0." (width c).
 zs_status zs_vae_reg_attn(zs_vae_reg *r, zs_vae_attn *p, const char *prefix, int64_t c);
 
+// Loads every VAE slot of the plan whose name starts with one of the np prefixes into the
+// parameter of that name (names / tab: the model's n parameters); each parameter exactly once.
+zs_status zs_vae_load_slots(const zs_sd_plan *p, const char *const *prefixes, int np, char (*names)[ZS_SD_VAE_NAME],
+                            zs_tensor **tab, int n, const char *what);
+
 // k->x and every tensor of k set up (shapes as in zs_vae_resnet_acts); G groups.
 zs_status zs_vae_resnet_fwd(const zs_vae_resnet *p, zs_vae_resnet_acts *k, int G);
 // Only what the backward reads (n1, c1 (+ tb), n2 and the statistics): a checkpointed

@@ -82,10 +82,6 @@ const char *zs_sd_vae_enc_param_name(const zs_sd_vae_enc *e, int i) {
 }
 
 // ---- loading ---------------------------------------------------------------------------------
-static int is_encoder_slot(const char *name) {
-    return !strncmp(name, "encoder.", 8) || !strncmp(name, "quant_conv.", 11);
-}
-
 zs_status zs_sd_vae_enc_load(zs_sd_vae_enc *e, const zs_sd_plan *p) {
     const zs_sd_vae_config *a = &e->cfg, *b = &p->vae;
     int same = a->levels == b->levels && a->layers_per_block == b->layers_per_block &&
@@ -93,39 +89,8 @@ zs_status zs_sd_vae_enc_load(zs_sd_vae_enc *e, const zs_sd_plan *p) {
                a->norm_num_groups == b->norm_num_groups && a->mid_block_add_attention == b->mid_block_add_attention &&
                !memcmp(a->block_out_channels, b->block_out_channels, sizeof a->block_out_channels);
     if (!same) return ZS_ERR(ZS_EINVAL, "sd vae encoder: the plan's VAE config differs from the encoder's");
-    char *done = calloc((size_t)e->n_params, 1);
-    if (!done) return ZS_ERR(ZS_ENOMEM, "sd vae encoder: load table");
-    zs_status s = ZS_OK;
-    int loaded = 0;
-    for (int i = p->n_unet_slots; i < p->n_slots && !s; i++) {
-        const zs_sd_slot *sl = &p->slots[i];
-        if (sl->part != ZS_SD_VAE || !is_encoder_slot(sl->name)) continue;
-        int k = 0;
-        while (k < e->n_params && strcmp(e->names[k], sl->name)) k++;
-        if (k == e->n_params) {
-            s = ZS_ERR(ZS_EFORMAT, "sd vae encoder: plan slot %s has no encoder parameter", sl->name);
-            break;
-        }
-        zs_tensor *t = e->ptab[k], view = *t;
-        if (sl->ndim != t->ndim || memcmp(sl->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
-            s = ZS_ERR(ZS_EFORMAT, "sd vae encoder: slot %s has a different shape from the encoder's parameter",
-                       sl->name);
-            break;
-        }
-        if (sl->layout == ZS_SD_NAME_CONV1X1) {  // file [O, I, 1, 1] into the linear [O, I] memory
-            int64_t sh[4] = {t->shape[0], t->shape[1], 1, 1};
-            s = zs_view(&view, t, 0, 4, sh);
-        }
-        if (!s) s = zs_st_load(p->vae_st, sl->src->name, &view);
-        if (!s && !done[k]) done[k] = 1, loaded++;
-    }
-    if (!s && loaded != e->n_params) {
-        int k = 0;
-        while (k < e->n_params && done[k]) k++;
-        s = ZS_ERR(ZS_EFORMAT, "sd vae encoder: the plan has no slot for encoder parameter %s", e->names[k]);
-    }
-    free(done);
-    return s;
+    static const char *const parts[2] = {"encoder.", "quant_conv."};
+    return zs_vae_load_slots(p, parts, 2, e->names, e->ptab, e->n_params, "sd vae encoder");
 }
 
 zs_status zs_sd_vae_enc_open(zs_sd_vae_enc *e, const char *path, const zs_sd_plan_opts *opts, zs_device dev,
