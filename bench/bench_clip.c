@@ -95,7 +95,8 @@ static zs_status build(bstate *b, const bcase *c, zs_device dev, zs_dtype dt, in
     return ZS_OK;
 }
 
-static zs_status step(bstate *b) {
+static zs_status step(void *ctx) {
+    bstate *b = ctx;
     zs_clip *m = b->m;
     if (b->kind == K_TEXT) {
         zs_clip_text_in in = {b->ids, NULL, 0, 1};
@@ -147,8 +148,7 @@ int zs_bench_clip(int argc, char **argv, int append) {
     printf("\n%-20s %-26s %-4s %-4s %5s %10s %10s %9s %8s %9s %8s %9s\n", "case", "what", "dev", "type", "batch", "ms/batch",
            "ms/item", "items/s", "params M", "params MB", "grads MB", "acts MB");
     int rc = 0;
-    double *t = malloc(sizeof(double) * (size_t)(repeat > 5 ? repeat : 5));
-    if (!t) return 1;
+    if (repeat > 64) repeat = 64;
     for (int ri = 0; ri < nruns; ri++)
         for (size_t ci = 0; ci < sizeof k_cases / sizeof k_cases[0]; ci++) {
             const bcase *c = &k_cases[ci];
@@ -161,22 +161,15 @@ int zs_bench_clip(int argc, char **argv, int append) {
             double t0 = zb_now_ms();
             zs_status s = build(&b, c, dev, dt, B);
             double init_ms = zb_now_ms() - t0;
-            if (!s) s = step(&b);  // warm-up
-            if (!s) s = zs_sync(dev);
-            for (int r = 0; r < rep && !s; r++) {
-                t0 = zb_now_ms();
-                s = step(&b);
-                if (!s) s = zs_sync(dev);
-                t[r] = zb_now_ms() - t0;
-            }
+            double ms = 0;
+            if (!s) s = zb_time_median(step, &b, dev, 1, rep, &ms);
             if (s) {
                 fprintf(stderr, "zsmlc_bench: %s on %s %s: %s\n", c->name, zs_device_name(dev), zs_dtype_name(dt), zs_errmsg());
                 rc = 1;
                 destroy(&b);
                 continue;
             }
-            qsort(t, (size_t)rep, sizeof *t, zb_cmp_double);
-            double ms = t[rep / 2], per = ms / (double)B, rate = 1e3 / per;
+            double per = ms / (double)B, rate = 1e3 / per;
             int64_t np = zs_clip_param_count(b.m);
             printf("%-20s %-26s %-4s %-4s %5lld %10.1f %10.2f %9.2f %8.1f %9.1f %8.1f %9.1f\n", c->name, c->what,
                    zs_device_name(dev), zs_dtype_name(dt), (long long)B, ms, per, rate, (double)np / 1e6, zb_mib(b.params),
@@ -197,7 +190,6 @@ int zs_bench_clip(int argc, char **argv, int append) {
         }
     printf("(MB = MiB; acts: forward-only activations at the batch size, or everything the backward keeps for\n"
            " the fwd+bwd case; params M counts elements incl. BN running statistics)\n");
-    free(t);
     if (js) fclose(js);
     if (out) printf("wrote %s\n", out);
     return rc;

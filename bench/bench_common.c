@@ -1,4 +1,5 @@
 #include "bench/bench_common.h"
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "engine/backend.h"
@@ -12,6 +13,22 @@ double zb_now_ms(void) {
 int zb_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+zs_status zb_time_median(zs_status (*fn)(void *), void *ctx, zs_device dev, int warmup, int rep, double *ms) {
+    double t[64];
+    if (rep < 1 || rep > 64) return ZS_ERR(ZS_EINVAL, "bench: %d repeats (1..64)", rep);
+    for (int i = 0; i < warmup; i++) ZS_TRY(fn(ctx));
+    ZS_TRY(zs_sync(dev));
+    for (int r = 0; r < rep; r++) {
+        double t0 = zb_now_ms();
+        ZS_TRY(fn(ctx));
+        ZS_TRY(zs_sync(dev));
+        t[r] = zb_now_ms() - t0;
+    }
+    qsort(t, (size_t)rep, sizeof *t, zb_cmp_double);
+    *ms = t[rep / 2];
+    return ZS_OK;
 }
 
 int zb_runs(const char *devs, zb_run runs[3], int *n) {

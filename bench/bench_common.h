@@ -9,6 +9,10 @@ double zb_now_ms(void);                          // monotonic milliseconds
 int zb_cmp_double(const void *a, const void *b);  // qsort ascending
 static inline double zb_mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
+// Median milliseconds of rep calls of fn(ctx), each followed by a device sync, after `warmup`
+// untimed calls (rep <= 64).
+zs_status zb_time_median(zs_status (*fn)(void *), void *ctx, zs_device dev, int warmup, int rep, double *ms);
+
 typedef struct {
     zs_device dev;
     zs_dtype dt;

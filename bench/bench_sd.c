@@ -93,7 +93,8 @@ static zs_status build(bstate *b, const bcase *c, zs_device dev, zs_dtype dt) {
     return ZS_OK;
 }
 
-static zs_status step(bstate *b) {
+static zs_status step(void *ctx) {
+    bstate *b = ctx;
     if (b->c->kind == K_UNET) {
         ZS_TRY(zs_sd_unet_fwd(b->u, &b->out, &b->x, b->t, &b->ctx));
         return b->c->grad ? zs_sd_unet_bwd(b->u, &b->dout, &b->dx, &b->dctx) : ZS_OK;
@@ -254,7 +255,6 @@ int zs_bench_sd(int argc, char **argv, int append) {
     FILE *js;
     if (zb_begin(out, append, &js)) return 1;
     int rc = 0;
-    double t[64];
     if (repeat > 64) repeat = 64;
     printf("\n%-20s %-26s %-4s %-4s %10s %8s %10s %9s\n", "case", "what", "dev", "type", "ms/call", "it/s", "params MB",
            "acts MB");
@@ -267,22 +267,14 @@ int zs_bench_sd(int argc, char **argv, int append) {
             int rep = repeat ? repeat : dev == ZS_CPU ? 1 : 5;
             bstate b;
             zs_status s = build(&b, c, dev, dt);
-            if (!s && dev != ZS_CPU) s = step(&b);  // warm-up (the CPU's single call is slow enough)
-            if (!s) s = zs_sync(dev);
-            for (int r = 0; r < rep && !s; r++) {
-                double t0 = zb_now_ms();
-                s = step(&b);
-                if (!s) s = zs_sync(dev);
-                t[r] = zb_now_ms() - t0;
-            }
+            double ms = 0;  // CUDA: one warm-up call (the CPU's single call is slow enough)
+            if (!s) s = zb_time_median(step, &b, dev, dev != ZS_CPU, rep, &ms);
             if (s) {
                 fprintf(stderr, "zsmlc_bench: %s on %s %s: %s\n", c->name, zs_device_name(dev), zs_dtype_name(dt), zs_errmsg());
                 rc = 1;
                 destroy(&b);
                 continue;
             }
-            qsort(t, (size_t)rep, sizeof *t, zb_cmp_double);
-            double ms = t[rep / 2];
             printf("%-20s %-26s %-4s %-4s %10.1f %8.3f %10.1f %9.1f\n", c->name, c->what, zs_device_name(dev),
                    zs_dtype_name(dt), ms, 1e3 / ms, zb_mib(b.params), zb_mib(b.acts));
             fflush(stdout);
