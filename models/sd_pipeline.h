@@ -94,20 +94,27 @@ zs_status zs_sd_decode(zs_sd_pipe *p, const zs_tensor *latents, const zs_tensor 
 // round((x / 2 + 0.5).clamp(0, 1) * 255), fp32, ties to even (numpy), as diffusers does.
 zs_status zs_sd_to_pixels(const zs_tensor *image, uint8_t *pixels);
 
+// The working tensors of one sampling run: UNet input / context / output for nb = B rows, or
+// 2B with CFG ([uncond; cond]); eps the guided output [B, 4, h, w] (a view of out without CFG).
+typedef struct {
+    int64_t B, nb;
+    int cfg_on;
+    float cfg;
+    zs_tensor xin, ctx, out, eps;
+} zs_sd_run;
+
 // Gradient through sampling. forward: runs zs_sd_sample keeping each step's input latents,
 // then decodes for training; *image is the decoded image (d_image: its shape and dtype,
-// F32 when the VAE is upcast). backward: from d_image, adds the
-// gradients w.r.t. cond and uncond (either may be NULL; shaped as given to forward).
+// F32 when the VAE is upcast). backward: from d_image, adds the gradients w.r.t. cond and
+// uncond (either may be NULL; shaped as given to forward).
 typedef struct {
     zs_sd_pipe *p;
     zs_sd_gen g;
     zs_sched sched;
-    int64_t B, h, w, L;
-    int cfg_on;
-    const zs_tensor *cond, *uncond;
-    zs_arena mem;                  // trajectory [steps + 1][B, 4, h, w] + working tensors
-    zs_tensor *traj;               // [steps + 1]
-    zs_tensor xin, ctx, out, eps, dx, dx2, dxin, deps, dout, dctx, carry;
+    zs_sd_run run;                 // the forward's UNet input / context / output, reused backward
+    zs_arena mem;                  // trajectory + run + gradient tensors
+    zs_tensor *traj;               // [steps + 1] of [B, 4, h, w]: each step's input, then the final latents
+    zs_tensor dx, dx2, dxin, deps, dout, dctx, carry;  // d latents (x2), d UNet in / out / context, DPM carry
 } zs_sd_grad;
 zs_status zs_sd_grad_forward(zs_sd_grad *r, zs_sd_pipe *p, const zs_sd_gen *g, const zs_tensor *cond,
                              const zs_tensor *uncond, const zs_tensor *noise, const zs_tensor **image);

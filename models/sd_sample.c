@@ -9,12 +9,7 @@
 
 // ---- sampling --------------------------------------------------------------------------------
 // Working tensors of one sampling run: UNet input / context / output for nb = B or 2B rows.
-typedef struct {
-    int64_t B, nb;
-    int cfg_on;
-    float cfg;
-    zs_tensor xin, ctx, out, eps;  // eps: the guided output [B, 4, h, w] (a view of out without CFG)
-} run;
+typedef zs_sd_run run;
 
 static zs_status batch_view(zs_tensor *v, const zs_tensor *t, int64_t row0, int64_t rows) {
     int64_t sh[ZS_MAX_DIMS];
@@ -152,30 +147,24 @@ zs_status zs_sd_decode(zs_sd_pipe *p, const zs_tensor *latents, const zs_tensor 
 }
 
 // ---- gradient through sampling -----------------------------------------------------------------
-static zs_status grad_layout(zs_sd_grad *r, run *rr, zs_arena *a) {
+// Latents [B, 4, h, w] of noise's shape; the run and the gradient tensors in arena a.
+static zs_status grad_layout(zs_sd_grad *r, zs_arena *a, const zs_tensor *noise) {
     const zs_sd_pipe *p = r->p;
-    ZS_TRY(run_layout(rr, a, p, r->B, r->h, r->w, r->g.cfg));
-    r->xin = rr->xin, r->ctx = rr->ctx, r->out = rr->out, r->eps = rr->eps;
-    int64_t x[4] = {r->B, zs_sd_unet_cfg(p->unet)->in_channels, r->h, r->w};
+    const int64_t *x = noise->shape;
+    ZS_TRY(run_layout(&r->run, a, p, x[0], x[2], x[3], r->g.cfg));
     for (int i = 0; i <= r->g.steps; i++) ZS_TRY(zs_arena_tensor(a, &r->traj[i], p->dt, 4, x, "sd.trajectory"));
     zs_tensor *b[4] = {&r->dx, &r->dx2, &r->deps, &r->carry};
     for (int i = 0; i < 4; i++) ZS_TRY(zs_arena_tensor(a, b[i], p->dt, 4, x, "sd.d_latents"));
-    ZS_TRY(zs_arena_tensor(a, &r->dxin, p->dt, 4, rr->xin.shape, "sd.d_unet_in"));
-    ZS_TRY(zs_arena_tensor(a, &r->dout, p->dt, 4, rr->out.shape, "sd.d_unet_out"));
-    return zs_arena_tensor(a, &r->dctx, p->dt, 3, rr->ctx.shape, "sd.d_context");
-}
-
-static run grad_run(const zs_sd_grad *r) {
-    run rr = {r->B, r->cfg_on ? 2 * r->B : r->B, r->cfg_on, r->g.cfg, r->xin, r->ctx, r->out, r->eps};
-    return rr;
+    ZS_TRY(zs_arena_tensor(a, &r->dxin, p->dt, 4, r->run.xin.shape, "sd.d_unet_in"));
+    ZS_TRY(zs_arena_tensor(a, &r->dout, p->dt, 4, r->run.out.shape, "sd.d_unet_out"));
+    return zs_arena_tensor(a, &r->dctx, p->dt, 3, r->run.ctx.shape, "sd.d_context");
 }
 
 zs_status zs_sd_grad_forward(zs_sd_grad *r, zs_sd_pipe *p, const zs_sd_gen *g, const zs_tensor *cond,
                              const zs_tensor *uncond, const zs_tensor *noise, const zs_tensor **image) {
     memset(r, 0, sizeof *r);
     ZS_TRY(check_latents(p, noise));
-    r->g = *g, r->cond = cond, r->uncond = uncond, r->cfg_on = g->cfg > 1;
-    r->B = noise->shape[0], r->h = noise->shape[2], r->w = noise->shape[3], r->L = ZS_CLIP_CONTEXT;
+    r->g = *g;
     ZS_TRY(sched_for(p, g, &r->sched));
     r->p = p;  // from here zs_sd_grad_free releases the scheduler
     r->traj = calloc((size_t)g->steps + 1, sizeof *r->traj);
@@ -183,17 +172,16 @@ zs_status zs_sd_grad_forward(zs_sd_grad *r, zs_sd_pipe *p, const zs_sd_gen *g, c
         zs_sd_grad_free(r);
         return ZS_ERR(ZS_ENOMEM, "sd gradient: trajectory");
     }
-    run rr;
     zs_arena m;
     zs_arena_measure(&m, "sd gradient", p->dev);
-    zs_status s = grad_layout(r, &rr, &m);
+    zs_status s = grad_layout(r, &m, noise);
     if (!s) s = zs_arena_init(&r->mem, "sd gradient", p->dev, m.peak);
-    if (!s) s = grad_layout(r, &rr, &r->mem);
-    if (!s) s = run_context(&rr, cond, uncond);
+    if (!s) s = grad_layout(r, &r->mem, noise);
+    if (!s) s = run_context(&r->run, cond, uncond);
     zs_tensor *x = &r->traj[g->steps];  // the running latents end as the final ones
     if (!s) s = zs_tensor_copy(x, noise);
     if (!s) s = zs_sched_scale_noise(&r->sched, x);
-    if (!s) s = run_steps(&rr, p, &r->sched, g, x, r->traj);
+    if (!s) s = run_steps(&r->run, p, &r->sched, g, x, r->traj);
     if (!s) s = vae_decode(p, x, 1);
     if (s) {
         zs_sd_grad_free(r);
@@ -206,30 +194,30 @@ zs_status zs_sd_grad_forward(zs_sd_grad *r, zs_sd_pipe *p, const zs_sd_gen *g, c
 zs_status zs_sd_grad_backward(zs_sd_grad *r, const zs_tensor *d_image, zs_tensor *d_cond, zs_tensor *d_uncond) {
     zs_sd_pipe *p = r->p;
     if (!p || !r->traj) return ZS_ERR(ZS_EINVAL, "sd gradient: backward without a forward");
-    run rr = grad_run(r);
+    run *rr = &r->run;
     zs_tensor *dx = &r->dx, *dx2 = &r->dx2;
     ZS_TRY(vae_decode_bwd(p, d_image, dx));  // d final latents
     ZS_TRY(zs_zero(&r->carry));
     ZS_TRY(zs_zero(&r->dctx));
     for (int i = r->g.steps - 1; i >= 0; i--) {
         const zs_tensor *x = &r->traj[i];
-        ZS_TRY(run_model(&rr, p, &r->sched, i, x));  // re-run step i's UNet call (kept for its backward)
+        ZS_TRY(run_model(rr, p, &r->sched, i, x));  // re-run step i's UNet call (kept for its backward)
         ZS_TRY(zs_zero(dx2));
         ZS_TRY(zs_zero(&r->deps));
-        ZS_TRY(zs_sched_step_bwd(&r->sched, i, dx2, &r->deps, dx, x, &r->eps, &r->carry));
+        ZS_TRY(zs_sched_step_bwd(&r->sched, i, dx2, &r->deps, dx, x, &rr->eps, &r->carry));
         ZS_TRY(zs_zero(&r->dout));
         zs_tensor a, b;
-        if (r->cfg_on) {
-            ZS_TRY(batch_view(&a, &r->dout, 0, r->B));
-            ZS_TRY(batch_view(&b, &r->dout, r->B, r->B));
+        if (rr->cfg_on) {
+            ZS_TRY(batch_view(&a, &r->dout, 0, rr->B));
+            ZS_TRY(batch_view(&b, &r->dout, rr->B, rr->B));
             ZS_TRY(zs_cfg_combine_bwd(&a, &b, &r->deps, r->g.cfg));
         } else {
             ZS_TRY(zs_add_bwd(&r->dout, NULL, &r->deps));
         }
         ZS_TRY(zs_zero(&r->dxin));
         ZS_TRY(zs_sd_unet_bwd(p->unet, &r->dout, &r->dxin, &r->dctx));
-        for (int64_t h = 0; h < rr.nb; h += r->B) {
-            ZS_TRY(batch_view(&a, &r->dxin, h, r->B));
+        for (int64_t h = 0; h < rr->nb; h += rr->B) {
+            ZS_TRY(batch_view(&a, &r->dxin, h, rr->B));
             ZS_TRY(zs_sched_scale_model_input_bwd(&r->sched, dx2, &a, i));
         }
         zs_tensor *t = dx;
@@ -237,11 +225,11 @@ zs_status zs_sd_grad_backward(zs_sd_grad *r, const zs_tensor *d_image, zs_tensor
     }
     zs_tensor a;
     if (d_cond) {
-        ZS_TRY(batch_view(&a, &r->dctx, rr.nb - r->B, r->B));
+        ZS_TRY(batch_view(&a, &r->dctx, rr->nb - rr->B, rr->B));
         ZS_TRY(zs_add_fwd(d_cond, d_cond, &a));
     }
-    if (d_uncond && r->cfg_on) {
-        ZS_TRY(batch_view(&a, &r->dctx, 0, r->B));
+    if (d_uncond && rr->cfg_on) {
+        ZS_TRY(batch_view(&a, &r->dctx, 0, rr->B));
         ZS_TRY(zs_add_fwd(d_uncond, d_uncond, &a));
     }
     return ZS_OK;
