@@ -121,11 +121,9 @@ static zs_status read_noise(const char *path, int C, float **x, int64_t shape[4]
     return s;
 }
 
-typedef struct { zs_progress pg; } step_ui;
-static void on_step(void *user, int step, int steps) {
-    (void)steps;
-    zs_progress_step(&((step_ui *)user)->pg, 1, NULL);
-    (void)step;
+static void on_step(void *progress, int step, int steps) {
+    (void)step, (void)steps;
+    zs_progress_step(progress, 1, NULL);
 }
 
 int zs_cmd_txt2img(int argc, char **argv) {
@@ -181,14 +179,14 @@ int zs_cmd_txt2img(int argc, char **argv) {
     for (int i = 0; !s && i < B; i++) texts[i] = o.prompt, texts[B + i] = neg;
     if (!s) s = zs_sd_pipe_encode(p, texts, B, &cond);
     if (!s && o.cfg > 1) s = zs_sd_pipe_encode(p, texts + B, B, &uncond);
-    step_ui ui;
-    zs_sd_gen g = {o.steps, o.cfg, o.sampler, on_step, &ui};
+    zs_progress pg;
+    zs_sd_gen g = {o.steps, o.cfg, o.sampler, on_step, &pg};
     if (!s) {
         fprintf(stderr, "zsmlc %s: %d image%s %dx%d, %s, %d steps, guidance %g, seed %llu%s\n", cmd, B, B == 1 ? "" : "s", W, H,
                 zs_sampler_name(o.sampler), o.steps, o.cfg, o.seed, o.noise ? " (noise from --init-noise)" : "");
-        zs_progress_begin(&ui.pg, "steps", o.steps);
+        zs_progress_begin(&pg, "steps", o.steps);
         s = zs_sd_sample(p, &g, &cond, &uncond, &lat);
-        zs_progress_end(&ui.pg);
+        zs_progress_end(&pg);
     }
     const zs_tensor *img = NULL;
     if (!s) s = zs_sd_decode(p, &lat, &img);

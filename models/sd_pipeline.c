@@ -199,25 +199,19 @@ zs_status zs_sd_pipe_encode(zs_sd_pipe *p, const char *const *texts, int n, zs_t
 
 zs_status zs_sd_to_pixels(const zs_tensor *image, uint8_t *pixels) {
     if (image->ndim != 4 || image->shape[1] != 3) return ZS_ERR(ZS_EINVAL, "sd pipeline: image must be [B, 3, H, W]");
-    int64_t n = zs_numel(image), B = image->shape[0], HW = image->shape[2] * image->shape[3];
-    float *x = malloc(sizeof *x * (size_t)n);
-    void *raw = malloc(zs_nbytes(image));
-    zs_status s = x && raw ? ZS_OK : ZS_ERR(ZS_ENOMEM, "sd pipeline: pixels");
-    if (!s) s = zs_memcpy(raw, ZS_CPU, image->data, image->device, zs_nbytes(image));
-    if (!s) s = zs_convert(x, ZS_F32, raw, image->dtype, n);
+    int64_t B = image->shape[0], HW = image->shape[2] * image->shape[3];
+    float *x = malloc(sizeof *x * (size_t)zs_numel(image));
+    zs_tensor h = zs_tensor_make(x, ZS_F32, ZS_CPU, 4, image->shape);
+    zs_status s = x ? zs_tensor_copy(&h, image) : ZS_ERR(ZS_ENOMEM, "sd pipeline: pixels");
     for (int64_t b = 0; !s && b < B; b++)
-        for (int c = 0; c < 3; c++)
-            for (int64_t k = 0; k < HW; k++) {
+        for (int c = 0; !s && c < 3; c++)
+            for (int64_t k = 0; !s && k < HW; k++) {
                 float v = x[(b * 3 + c) * HW + k] / 2.0f + 0.5f;
-                v = v < 0 ? 0 : v > 1 ? 1 : v;               // NaN stays NaN and is caught below
-                float q = rintf(v * 255.0f);                 // fp32 multiply, ties to even (numpy round)
-                if (!(q >= 0 && q <= 255)) {
-                    s = ZS_ERR(ZS_ENAN, "sd pipeline: image %lld has a non-finite value", (long long)b);
-                    break;
-                }
-                pixels[(b * HW + k) * 3 + c] = (uint8_t)q;
+                v = v < 0 ? 0 : v > 1 ? 1 : v;  // NaN stays NaN and is caught below
+                float q = rintf(v * 255.0f);    // fp32 multiply, ties to even (numpy round)
+                if (!(q >= 0 && q <= 255)) s = ZS_ERR(ZS_ENAN, "sd pipeline: image %lld has a non-finite value", (long long)b);
+                else pixels[(b * HW + k) * 3 + c] = (uint8_t)q;
             }
     free(x);
-    free(raw);
     return s;
 }
