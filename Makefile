@@ -52,6 +52,8 @@ HAVE_OPENBLAS := $(if $(wildcard /usr/include/cblas.h /usr/include/x86_64-linux-
 CPPFLAGS += -I. -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp -fno-strict-aliasing
+# Results unchanged (no FP exceptions or errno are read): lets selects and sqrtf vectorise.
+CFLAGS   += -fno-trapping-math -fno-math-errno
 ifeq ($(NATIVE),1)
   CFLAGS += -march=native
 endif
@@ -94,8 +96,9 @@ TEST_C  := $(wildcard tests/*.c)
 BENCH_C := $(wildcard bench/*.c)
 OBJ      = $(patsubst %.c,$(BUILD)/%.o,$(1))
 LIB_OBJ := $(call OBJ,$(LIB_C)) $(patsubst %.cu,$(BUILD)/%.cu.o,$(LIB_CU))
-# Build mode is part of the object path's stamp: switching CUDA/SAN rebuilds.
-STAMP   := $(BUILD)/.config-cuda$(CUDA)-san$(SAN)-native$(NATIVE)
+# Build mode and a hash of the compile flags are the stamp's name: changing either rebuilds.
+FLAGS_HASH := $(shell echo '$(CC) $(CPPFLAGS) $(CFLAGS) $(NVCC) $(NVFLAGS)' | md5sum | cut -c1-8)
+STAMP   := $(BUILD)/.config-cuda$(CUDA)-san$(SAN)-native$(NATIVE)-$(FLAGS_HASH)
 
 .PHONY: all deps test test-cuda bench fuzz fuzz-build fixtures selfcheck clean help
 all: $(BUILD)/zsmlc

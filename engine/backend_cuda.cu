@@ -49,6 +49,14 @@ extern "C" cublasLtHandle_t zs_cublaslt(void) { return g_cublaslt; }
 extern "C" zs_status zs_cuda_malloc(void **p, size_t bytes, const char *what) {
     if (!g_inited) ZS_TRY(zs_cuda_init_impl(0));
     cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
+    if (e == cudaErrorMemoryAllocation) {  // ops' freed scratch may sit in the pool (kept above): return it, retry
+        cudaGetLastError();
+        int dev = 0;
+        cudaMemPool_t pool;
+        if (cudaGetDevice(&dev) == cudaSuccess && cudaStreamSynchronize(g_stream) == cudaSuccess &&
+            cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess && cudaMemPoolTrimTo(pool, 0) == cudaSuccess)
+            e = cudaMalloc(p, bytes ? bytes : 1);
+    }
     if (e != cudaSuccess) {
         size_t fr = 0, tot = 0;
         cudaGetLastError();

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include "engine/backend.h"
 #include "engine/cli.h"
@@ -135,10 +136,18 @@ int zs_cmd_txt2img(int argc, char **argv) {
     int dev_index = 0;
     if (o.device && zs_device_parse(o.device, &dev, &dev_index)) return usage_err(zs_errmsg(), NULL);
     zs_dtype dt = dev == ZS_CUDA ? ZS_BF16 : ZS_F32;
-    if (o.dtype && zs_dtype_from_name(!strcmp(o.dtype, "f32") ? "F32" : !strcmp(o.dtype, "bf16") ? "BF16"
-                                      : !strcmp(o.dtype, "f16") ? "F16" : o.dtype, &dt))
-        return usage_err("--dtype wants f32, bf16 or f16, got", o.dtype);
-    if (dev == ZS_CUDA && zs_cuda_init(dev_index)) return zs_cli_fail(cmd, ZS_ECUDA);
+    if (o.dtype) {
+        if (!strcasecmp(o.dtype, "f32")) dt = ZS_F32;
+        else if (!strcasecmp(o.dtype, "bf16")) dt = ZS_BF16;
+        else if (!strcasecmp(o.dtype, "f16")) dt = ZS_F16;
+        else return usage_err("--dtype wants f32, bf16 or f16, got", o.dtype);
+    }
+    if (dev == ZS_CPU && dt != ZS_F32)  // say so now, not after loading the model
+        return usage_err("--dtype bf16 / f16 need --device cuda (the CPU computes in f32), got", o.dtype);
+    if (dev == ZS_CUDA) {
+        zs_status cs = zs_cuda_init(dev_index);
+        if (cs) return zs_cli_fail(cmd, cs);
+    }
     zs_sd_pipe_opts po = zs_sd_pipe_default_opts();
     po.config_dir = o.config_dir, po.prediction_type = o.pred, po.scheduler_config = o.sched_cfg;
     po.upcast_attention = o.upcast;

@@ -13,6 +13,7 @@
 // thread count.
 #include <math.h>
 #include <stdlib.h>
+#include "cpu_math.h"
 #include "attention.h"
 #include "op_common.h"
 #include "ops.h"
@@ -88,8 +89,9 @@ static zs_status attn_fwd_cpu(float *out, float *lse, const float *q, const floa
                 int64_t n = nkeys(a, i0 + r);
                 float m = -INFINITY, l = 0;
                 for (int64_t j = 0; j < n; j++) s[j] *= a->scale, m = s[j] > m ? s[j] : m;
+#pragma omp simd reduction(+ : l)
                 for (int64_t j = 0; j < n; j++) {
-                    s[j] = expf(s[j] - m);
+                    s[j] = zs_cpu_expf(s[j] - m);
                     l += s[j];
                 }
                 for (int64_t j = n; j < jmax; j++) s[j] = 0;  // masked: no contribution below
@@ -115,14 +117,39 @@ static zs_status attn_fwd_cpu(float *out, float *lse, const float *q, const floa
 // key kcol(c); transposed: rows are keys, columns queries.
 static void p_ds(float *X, float *Y, int64_t ld, int64_t rows, int64_t cols, int transposed, int64_t i0, int64_t j0,
                  const float *lse, const float *Dl, const attn_dims *a) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) {
-            int64_t i = i0 + (transposed ? c : r), j = j0 + (transposed ? r : c);
-            float *x = X + r * ld + c, *y = Y + r * ld + c;
-            float p = j < nkeys(a, i) ? expf(a->scale * *x - lse[i]) : 0.0f;
-            *x = p;
-            *y = p * (*y - Dl[i]);
+    for (int64_t r = 0; r < rows; r++) {
+        float *x = X + r * ld, *y = Y + r * ld;
+        // Columns [c0, c1) are unmasked (causal masks a prefix of a key's queries, a suffix
+        // of a query's keys); the rest get P = dS = 0.
+        int64_t c0 = 0, c1 = cols;
+        const float *lr = lse + i0, *dr = Dl + i0;  // per column (transposed)
+        float li = 0, di = 0;                       // per row
+        if (!transposed) {
+            c1 = nkeys(a, i0 + r) - j0;
+            li = lse[i0 + r], di = Dl[i0 + r];
+        } else if (a->causal) {
+            c0 = j0 + r - (a->Lk - a->Lq) - i0;  // query i sees key j iff i >= j - (Lk - Lq)
         }
+        c0 = c0 < 0 ? 0 : c0 > cols ? cols : c0;
+        c1 = c1 < c0 ? c0 : c1 > cols ? cols : c1;
+        for (int64_t c = 0; c < c0; c++) x[c] = y[c] = 0.0f;
+        if (!transposed) {
+#pragma omp simd
+            for (int64_t c = c0; c < c1; c++) {
+                const float p = zs_cpu_expf(a->scale * x[c] - li);
+                x[c] = p;
+                y[c] = p * (y[c] - di);
+            }
+        } else {
+#pragma omp simd
+            for (int64_t c = c0; c < c1; c++) {
+                const float p = zs_cpu_expf(a->scale * x[c] - lr[c]);
+                x[c] = p;
+                y[c] = p * (y[c] - dr[c]);
+            }
+        }
+        for (int64_t c = c1; c < cols; c++) x[c] = y[c] = 0.0f;
+    }
 }
 
 // Pass 1, task (b, h, block of CPU_KB keys): over chunks of the query rows that see them,

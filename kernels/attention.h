@@ -26,6 +26,12 @@ zs_status zs_attention_bwd(zs_tensor *dq, zs_tensor *dk, zs_tensor *dv, const zs
                            const zs_tensor *k, const zs_tensor *v, const zs_tensor *out, const zs_tensor *lse,
                            const zs_attn_params *p);
 
+#ifdef ZS_HAVE_CUDA
+// Test hook (attention_wide.cu): the wide-head CUDA path's score buffer in floats (<= 0:
+// the default 256 MiB), so that small cases run in several chunks of query rows.
+void zs_attention_wide_set_chunk(long long floats);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

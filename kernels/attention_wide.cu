@@ -73,9 +73,16 @@ struct wide {
     float scale;
 };
 
+long long g_chunk_floats = 64LL << 20;  // 64 Mi floats = 256 MiB per fp32 score buffer
+
 int chunk_rows(int Lq, int Lk) {
-    long long r = (64LL << 20) / (Lk > 0 ? Lk : 1);  // 64 Mi floats = 256 MiB per fp32 buffer
+    long long r = g_chunk_floats / (Lk > 0 ? Lk : 1);
     return (int)(r < 1 ? 1 : r > Lq ? Lq : r);
+}
+
+__global__ void fill_f32(float *x, float v, long long n) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i < n) x[i] = v;
 }
 
 template <typename T>
@@ -165,9 +172,16 @@ wide wide_of(int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk, int64_t D
 extern "C" zs_status zs_attention_wide_fwd_cuda(void *out, float *lse, const void *q, const void *k, const void *v,
                                                 zs_dtype dt, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk,
                                                 int64_t Dv, float scale, int causal) {
-    if (Lq > INT32_MAX || Lk > INT32_MAX || H * Dk > INT32_MAX || H * Dv > INT32_MAX)
+    // INT32_MAX - 256: the kernels' strided loops over keys must not wrap.
+    if (Lq > INT32_MAX || Lk > INT32_MAX - 256 || H * Dk > INT32_MAX || H * Dv > INT32_MAX)
         return ZS_ERR(ZS_EUNSUPPORTED, "attention_fwd on CUDA (wide heads): sizes beyond 32-bit GEMM dimensions");
-    if (Lk < 1) return ZS_ERR(ZS_EUNSUPPORTED, "attention_fwd on CUDA (wide heads): no keys");
+    if (Lk < 1) {  // no keys: out 0, lse -inf (attention.c)
+        cudaStream_t st = zs_cuda_stream();
+        ZS_CUDA_TRY(cudaMemsetAsync(out, 0, (size_t)(B * Lq * H * Dv) * zs_dtype_size(dt), st));
+        if (lse && B * H * Lq > 0) fill_f32<<<zs_blocks(B * H * Lq, 256), 256, 0, st>>>(lse, -INFINITY, B * H * Lq);
+        ZS_CUDA_TRY(cudaGetLastError());
+        return ZS_OK;
+    }
     wide w = wide_of(B, H, Lq, Lk, Dk, Dv, scale, causal);
     ZS_DISPATCH_DT("attention_fwd", dt, fwd<T_>((T_ *)out, lse, (const T_ *)q, (const T_ *)k, (const T_ *)v, w));
 }
@@ -176,11 +190,15 @@ extern "C" zs_status zs_attention_wide_bwd_cuda(void *dq, void *dk, void *dv, co
                                                 const void *k, const void *v, const void *out, const float *lse,
                                                 zs_dtype dt, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk,
                                                 int64_t Dv, float scale, int causal) {
-    if (Lq > INT32_MAX || Lk > INT32_MAX || H * Dk > INT32_MAX || H * Dv > INT32_MAX)
+    if (Lq > INT32_MAX || Lk > INT32_MAX - 256 || H * Dk > INT32_MAX || H * Dv > INT32_MAX)
         return ZS_ERR(ZS_EUNSUPPORTED, "attention_bwd on CUDA (wide heads): sizes beyond 32-bit GEMM dimensions");
-    if (Lk < 1) return ZS_ERR(ZS_EUNSUPPORTED, "attention_bwd on CUDA (wide heads): no keys");
+    if (Lk < 1) return ZS_OK;  // no keys: no gradient (attention.c returns before this)
     wide w = wide_of(B, H, Lq, Lk, Dk, Dv, scale, causal);
     ZS_DISPATCH_DT("attention_bwd", dt,
                    bwd<T_>((T_ *)dq, (T_ *)dk, (T_ *)dv, (const T_ *)dout, (const T_ *)q, (const T_ *)k, (const T_ *)v,
                            (const T_ *)out, lse, w));
 }
+
+// Test hook: the score buffer's size in floats (<= 0 restores 256 MiB), so that small cases
+// run in several chunks.
+extern "C" void zs_attention_wide_set_chunk(long long floats) { g_chunk_floats = floats > 0 ? floats : 64LL << 20; }

@@ -16,7 +16,7 @@
 //   the backward passes accumulate with beta = 1 into dx and dw.
 #include "conv_common.cuh"
 
-#define CONV_PLANS 32
+#define CONV_PLANS 128  // SD at 512 with CFG: ~31 UNet + ~13 VAE geometries (32 made decode evict UNet plans)
 #define CONV_WS_CAP ((size_t)1 << 30)
 
 enum { DIR_FWD = 0, DIR_BWD_DATA, DIR_BWD_FILTER };

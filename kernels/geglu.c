@@ -10,6 +10,7 @@ static void geglu_fwd_cpu(float *y, const float *x, int64_t N, int64_t F) {
     for (int64_t n = 0; n < N; n++) {
         const float *h = x + n * 2 * F, *gt = h + F;
         float *yr = y + n * F;
+#pragma omp simd
         for (int64_t f = 0; f < F; f++) yr[f] = h[f] * zs_act_f(0, gt[f]);
     }
 }
@@ -19,6 +20,7 @@ static void geglu_bwd_cpu(float *dx, const float *dy, const float *x, int64_t N,
     for (int64_t n = 0; n < N; n++) {
         const float *h = x + n * 2 * F, *gt = h + F, *d = dy + n * F;
         float *dh = dx + n * 2 * F, *dg = dh + F;
+#pragma omp simd
         for (int64_t f = 0; f < F; f++) {
             dh[f] += d[f] * zs_act_f(0, gt[f]);
             dg[f] += d[f] * h[f] * zs_act_df(0, gt[f]);

@@ -28,9 +28,12 @@ static void gn_fwd_cpu(float *y, float *mean, float *rstd, const float *x, const
             const float wc = w[g * Cg + cl], bc = b[g * Cg + cl];
             const float *xc = xg + cl * S;
             float *yc = yg + cl * S;
-            for (int64_t s2 = 0; s2 < S; s2++) {
-                const float z = (xc[s2] - m) * r * wc + bc;
-                yc[s2] = silu ? zs_act_f(4, z) : z;
+            if (silu) {
+#pragma omp simd
+                for (int64_t s2 = 0; s2 < S; s2++) yc[s2] = zs_act_f(4, (xc[s2] - m) * r * wc + bc);
+            } else {
+#pragma omp simd
+                for (int64_t s2 = 0; s2 < S; s2++) yc[s2] = (xc[s2] - m) * r * wc + bc;
             }
         }
         if (mean) mean[ng] = m;
@@ -54,6 +57,7 @@ static void gn_bwd_cpu(float *dx, float *dw, float *db, const float *dy, const f
             const float wc = w[c], bc = silu ? b[c] : 0.0f;
             const float *xc = xg + cl * S, *dyc = dyg + cl * S;
             double sb = 0, sw = 0;
+#pragma omp simd reduction(+ : sb, sw)
             for (int64_t s2 = 0; s2 < S; s2++) {
                 const float xh = (xc[s2] - m) * r;
                 const float gz = silu ? dyc[s2] * zs_act_df(4, xh * wc + bc) : dyc[s2];
@@ -73,6 +77,7 @@ static void gn_bwd_cpu(float *dx, float *dw, float *db, const float *dy, const f
             const float wc = w[c], bc = silu ? b[c] : 0.0f;
             const float *xc = xg + cl * S, *dyc = dyg + cl * S;
             float *dxc = dxg + cl * S;
+#pragma omp simd
             for (int64_t s2 = 0; s2 < S; s2++) {
                 const float xh = (xc[s2] - m) * r;
                 const float gz = silu ? dyc[s2] * zs_act_df(4, xh * wc + bc) : dyc[s2];

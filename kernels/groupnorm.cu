@@ -119,7 +119,7 @@ __global__ void gn_param_kernel(T *dw, T *db, const float *pw, const float *pb, 
 }
 
 static zs_status gn_sizes(const char *op, int64_t N, int64_t C, int64_t S, int64_t G) {
-    if (C * S > INT32_MAX || N * G > INT32_MAX)
+    if (C * S > INT32_MAX - GN_THREADS || N * G > INT32_MAX)  // strided int loops must not wrap
         return ZS_ERR(ZS_EUNSUPPORTED, "%s on CUDA: C*S=%lld or N*G=%lld too large", op, (long long)(C * S),
                       (long long)(N * G));
     return ZS_OK;

@@ -1,6 +1,7 @@
 // Softmax over the last dim, forward and backward. CUDA: kernels/softmax.cu.
 //   y = exp(x - max) / sum(exp(x - max));  dx += y * (dy - sum(dy * y))
 #include <math.h>
+#include "cpu_math.h"
 #include "op_common.h"
 #include "ops.h"
 
@@ -11,8 +12,9 @@ static void softmax_fwd_cpu(float *y, const float *x, int64_t N, int64_t C) {
         float *yr = y + n * C;
         float m = -INFINITY, s = 0;
         for (int64_t c = 0; c < C; c++) m = xr[c] > m ? xr[c] : m;
+#pragma omp simd reduction(+ : s)
         for (int64_t c = 0; c < C; c++) {
-            yr[c] = expf(xr[c] - m);
+            yr[c] = zs_cpu_expf(xr[c] - m);
             s += yr[c];
         }
         float inv = 1.0f / s;
@@ -28,6 +30,7 @@ static void softmax_bwd_cpu(float *dx, const float *dy, const float *y, int64_t 
         float d = 0;
 #pragma omp simd reduction(+ : d)
         for (int64_t c = 0; c < C; c++) d += dyr[c] * yr[c];
+#pragma omp simd
         for (int64_t c = 0; c < C; c++) dxr[c] += yr[c] * (dyr[c] - d);
     }
 }

@@ -661,6 +661,16 @@ zs_status zs_cfg_combine_bwd(zs_tensor *d_uncond, zs_tensor *d_cond, const zs_te
     return elem_bwd("cfg_combine_bwd", &e, d_uncond, d_cond, d_out, NULL, NULL, NULL);
 }
 
+zs_status zs_elem_div(zs_tensor *out, const zs_tensor *x, float c) {
+    zs_sched_elem e = {.op = ZS_SE_DIV, .c = {c}};
+    return elem_fwd("elem_div", &e, out, x, NULL, NULL);
+}
+
+zs_status zs_elem_div_bwd(zs_tensor *dx, const zs_tensor *d_out, float c) {
+    zs_sched_elem e = {.op = ZS_SE_DIV, .b = {(float)(1.0 / c)}};
+    return elem_bwd("elem_div_bwd", &e, dx, NULL, d_out, NULL, NULL, NULL);
+}
+
 // ---- steps -----------------------------------------------------------------------------
 static void dpm_alpha_sigma(float sg, float *alpha, float *sigma) {
     *alpha = 1.0f / sqrtf(sg * sg + 1.0f);

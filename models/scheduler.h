@@ -122,5 +122,9 @@ zs_status zs_sched_step_bwd(const zs_sched *s, int i, zs_tensor *d_latents_in, z
 // alias either input. Backward: d_uncond += (1 - scale) d_out, d_cond += scale d_out.
 zs_status zs_cfg_combine(zs_tensor *out, const zs_tensor *uncond, const zs_tensor *cond, float scale);
 zs_status zs_cfg_combine_bwd(zs_tensor *d_uncond, zs_tensor *d_cond, const zs_tensor *d_out, float scale);
+// out = x / c, each element computed in fp32 and rounded once to the dtype (the VAE's
+// latents / scaling_factor, as diffusers divides); out may be x. Backward: dx += dout / c.
+zs_status zs_elem_div(zs_tensor *out, const zs_tensor *x, float c);
+zs_status zs_elem_div_bwd(zs_tensor *dx, const zs_tensor *d_out, float c);
 
 #endif

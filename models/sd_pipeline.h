@@ -115,6 +115,10 @@ typedef struct {
     zs_arena mem;                  // trajectory + run + gradient tensors
     zs_tensor *traj;               // [steps + 1] of [B, 4, h, w]: each step's input, then the final latents
     zs_tensor dx, dx2, dxin, deps, dout, dctx, carry;  // d latents (x2), d UNet in / out / context, DPM carry
+    // d context summed over the steps in F32 on the host (one rounding to the dtype at the
+    // end, not one per step): [nb, L, C] each, the step's d context converted, and the sum.
+    zs_arena host;
+    zs_tensor dctx_step, dctx_sum;
 } zs_sd_grad;
 zs_status zs_sd_grad_forward(zs_sd_grad *r, zs_sd_pipe *p, const zs_sd_gen *g, const zs_tensor *cond,
                              const zs_tensor *uncond, const zs_tensor *noise, const zs_tensor **image);

@@ -160,6 +160,11 @@ static zs_status grad_layout(zs_sd_grad *r, zs_arena *a, const zs_tensor *noise)
     return zs_arena_tensor(a, &r->dctx, p->dt, 3, r->run.ctx.shape, "sd.d_context");
 }
 
+static zs_status host_layout(zs_sd_grad *r, zs_arena *a) {
+    ZS_TRY(zs_arena_tensor(a, &r->dctx_step, ZS_F32, 3, r->run.ctx.shape, "sd.d_context (step, F32)"));
+    return zs_arena_tensor(a, &r->dctx_sum, ZS_F32, 3, r->run.ctx.shape, "sd.d_context (sum, F32)");
+}
+
 zs_status zs_sd_grad_forward(zs_sd_grad *r, zs_sd_pipe *p, const zs_sd_gen *g, const zs_tensor *cond,
                              const zs_tensor *uncond, const zs_tensor *noise, const zs_tensor **image) {
     memset(r, 0, sizeof *r);
@@ -177,6 +182,10 @@ zs_status zs_sd_grad_forward(zs_sd_grad *r, zs_sd_pipe *p, const zs_sd_gen *g, c
     zs_status s = grad_layout(r, &m, noise);
     if (!s) s = zs_arena_init(&r->mem, "sd gradient", p->dev, m.peak);
     if (!s) s = grad_layout(r, &r->mem, noise);
+    zs_arena_measure(&m, "sd gradient (host)", ZS_CPU);
+    if (!s) s = host_layout(r, &m);
+    if (!s) s = zs_arena_init(&r->host, "sd gradient (host)", ZS_CPU, m.peak);
+    if (!s) s = host_layout(r, &r->host);
     if (!s) s = run_context(&r->run, cond, uncond);
     zs_tensor *x = &r->traj[g->steps];  // the running latents end as the final ones
     if (!s) s = zs_tensor_copy(x, noise);
@@ -198,7 +207,7 @@ zs_status zs_sd_grad_backward(zs_sd_grad *r, const zs_tensor *d_image, zs_tensor
     zs_tensor *dx = &r->dx, *dx2 = &r->dx2;
     ZS_TRY(vae_decode_bwd(p, d_image, dx));  // d final latents
     ZS_TRY(zs_zero(&r->carry));
-    ZS_TRY(zs_zero(&r->dctx));
+    ZS_TRY(zs_zero(&r->dctx_sum));
     for (int i = r->g.steps - 1; i >= 0; i--) {
         const zs_tensor *x = &r->traj[i];
         ZS_TRY(run_model(rr, p, &r->sched, i, x));  // re-run step i's UNet call (kept for its backward)
@@ -215,7 +224,10 @@ zs_status zs_sd_grad_backward(zs_sd_grad *r, const zs_tensor *d_image, zs_tensor
             ZS_TRY(zs_add_bwd(&r->dout, NULL, &r->deps));
         }
         ZS_TRY(zs_zero(&r->dxin));
+        ZS_TRY(zs_zero(&r->dctx));
         ZS_TRY(zs_sd_unet_bwd(p->unet, &r->dout, &r->dxin, &r->dctx));
+        ZS_TRY(zs_tensor_copy(&r->dctx_step, &r->dctx));
+        ZS_TRY(zs_add_fwd(&r->dctx_sum, &r->dctx_sum, &r->dctx_step));
         for (int64_t h = 0; h < rr->nb; h += rr->B) {
             ZS_TRY(batch_view(&a, &r->dxin, h, rr->B));
             ZS_TRY(zs_sched_scale_model_input_bwd(&r->sched, dx2, &a, i));
@@ -223,6 +235,7 @@ zs_status zs_sd_grad_backward(zs_sd_grad *r, const zs_tensor *d_image, zs_tensor
         zs_tensor *t = dx;
         dx = dx2, dx2 = t;
     }
+    ZS_TRY(zs_tensor_copy(&r->dctx, &r->dctx_sum));
     zs_tensor a;
     if (d_cond) {
         ZS_TRY(batch_view(&a, &r->dctx, rr->nb - rr->B, rr->B));
@@ -237,6 +250,7 @@ zs_status zs_sd_grad_backward(zs_sd_grad *r, const zs_tensor *d_image, zs_tensor
 
 void zs_sd_grad_free(zs_sd_grad *r) {
     zs_arena_free(&r->mem);
+    zs_arena_free(&r->host);
     free(r->traj);
     if (r->p) zs_sched_free(&r->sched);
     memset(r, 0, sizeof *r);

@@ -11,6 +11,7 @@
 #include "kernels/ops.h"
 #include "kernels/upsample.h"
 #include "models/patchify.h"
+#include "models/scheduler.h"
 #include "models/sd_vae_blocks.h"
 #include "models/transformer.h"
 
@@ -79,22 +80,13 @@ zs_status zs_sd_vae_init(zs_sd_vae *v, const zs_sd_vae_config *c, zs_device dev,
     v->ptab = calloc((size_t)v->n_params, sizeof *v->ptab);
     v->gtab = calloc((size_t)v->n_params, sizeof *v->gtab);
     if (!v->names || !v->ptab || !v->gtab) return ZS_ERR(ZS_ENOMEM, "sd vae: parameter table");
-    // the parameters, then the constant 1 / scaling_factor as a [1, 1] linear weight
     zs_arena m;
     zs_arena_measure(&m, "vae params", dev);
     zs_vae_reg r = {&m, dt, 0, NULL, NULL};
     ZS_TRY(layout_params(&r, &v->p, c));
-    int64_t one[2] = {1, 1};
-    zs_tensor tmp;
-    ZS_TRY(zs_arena_tensor(&m, &tmp, dt, 2, one, "vae inv_scale"));
     ZS_TRY(zs_arena_init(&v->params, "vae params", dev, m.peak));
     zs_vae_reg r2 = {&v->params, dt, 0, v->names, v->ptab};
-    ZS_TRY(layout_params(&r2, &v->p, c));
-    ZS_TRY(zs_arena_tensor(&v->params, &v->inv_scale, dt, 2, one, "vae inv_scale"));
-    float inv = (float)(1.0 / c->scaling_factor);
-    unsigned char buf[8];
-    ZS_TRY(zs_convert(buf, dt, &inv, ZS_F32, 1));
-    return zs_memcpy(v->inv_scale.data, dev, buf, ZS_CPU, zs_dtype_size(dt));
+    return layout_params(&r2, &v->p, c);
 }
 
 zs_status zs_sd_vae_grads(zs_sd_vae *v) {
@@ -328,11 +320,7 @@ zs_status zs_sd_vae_decode(zs_sd_vae *v, const zs_tensor *latents) {
     if (!v->acts.base) return ZS_ERR(ZS_EINVAL, "sd vae: decode before zs_sd_vae_setup");
     ZS_TRY(zs_check_shape(latents, "sd vae: latents", 4, a->z.shape));
     int n = c->levels, L = c->layers_per_block;
-    zs_tensor l1, z1;
-    int64_t nz = zs_numel(&a->z);
-    ZS_TRY(flat(&l1, latents, nz, 1));
-    ZS_TRY(flat(&z1, &a->z, nz, 1));
-    ZS_TRY(zs_linear_fwd(&z1, &l1, &v->inv_scale, NULL));  // z = latents / scaling_factor
+    ZS_TRY(zs_elem_div(&a->z, latents, (float)c->scaling_factor));  // z = latents / scaling_factor
     ZS_TRY(zs_conv2d_fwd(&a->pq, &a->z, &p->post_quant_conv.w, &p->post_quant_conv.b, &P1));
     ZS_TRY(zs_conv2d_fwd(&a->cin, &a->pq, &p->conv_in.w, &p->conv_in.b, &P3));
     ZS_TRY(zs_vae_resnet_fwd(&p->mid[0], &a->mid[0], c->norm_num_groups));
@@ -453,10 +441,5 @@ zs_status zs_sd_vae_decode_bwd(zs_sd_vae *v, const zs_tensor *d_image, zs_tensor
     if (!d_latents) return Gq ? zs_conv2d_bwd(NULL, &Gq->w, &Gq->b, &dpq, &a->z, &p->post_quant_conv.w, &P1) : ZS_OK;
     ZS_TRY(zview(&dz, &a->g[cur ^ 1], &a->z));
     ZS_TRY(zs_conv2d_bwd(&dz, Gq ? &Gq->w : NULL, Gq ? &Gq->b : NULL, &dpq, &a->z, &p->post_quant_conv.w, &P1));
-    int64_t nz = zs_numel(&a->z);
-    zs_tensor dl1, dz1, z1;
-    ZS_TRY(flat(&dl1, d_latents, nz, 1));
-    ZS_TRY(flat(&dz1, &dz, nz, 1));
-    ZS_TRY(flat(&z1, &a->z, nz, 1));
-    return zs_linear_bwd(&dl1, NULL, NULL, &dz1, &z1, &v->inv_scale);
+    return zs_elem_div_bwd(d_latents, &dz, (float)c->scaling_factor);
 }

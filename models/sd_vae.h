@@ -110,7 +110,6 @@ typedef struct {
     zs_device dev;
     zs_dtype dtype;
     zs_sd_vae_params p, g;               // g: gradients (after zs_sd_vae_grads)
-    zs_tensor inv_scale;                 // [1, 1] = 1 / scaling_factor (a constant)
     zs_sd_vae_acts a;
     zs_arena params, grads, acts;
     int n_params;                        // decoder + post_quant_conv parameters

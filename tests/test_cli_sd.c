@@ -94,7 +94,7 @@ TEST(cli_txt2img_errors) {
     char m[512], o[512], nz[512];
     zt_cli_path(&e, "x.png", o, sizeof o);
     MODEL(m);
-    struct { int rc; const char *want; char args[2400]; } c[6];
+    struct { int rc; const char *want; char args[2400]; } c[8];
     snprintf(c[0].args, sizeof c[0].args, "txt2img --model %s --prompt x --size 25x16 --steps 1 --out %s", m, o);
     c[0].rc = 1, c[0].want = "multiples of 2";
     snprintf(c[1].args, sizeof c[1].args, "txt2img --model %s --prompt x --sampler heun --out %s", m, o);
@@ -119,8 +119,12 @@ TEST(cli_txt2img_errors) {
     c[4].rc = 1, c[4].want = "no tensor named latents";
     snprintf(c[5].args, sizeof c[5].args, "txt2img --model %s --prompt x --init-noise %s --size 24x16 --out %s", m, nz2, o);
     c[5].rc = 1, c[5].want = "do not fit";
+    snprintf(c[6].args, sizeof c[6].args, "txt2img --model %s --prompt x --device cpu --dtype bf16 --out %s", m, o);
+    c[6].rc = 2, c[6].want = "need --device cuda";
+    snprintf(c[7].args, sizeof c[7].args, "txt2img --model %s --prompt x --dtype i64 --out %s", m, o);
+    c[7].rc = 2, c[7].want = "f32, bf16 or f16";
     int ok = wrote;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < (int)(sizeof c / sizeof c[0]); i++) {
         int rc = zt_cli_run(&e, "%s", c[i].args);
         if (rc != c[i].rc || !strstr(e.err, c[i].want) || exists(o)) {
             zt_note(__FILE__, __LINE__, "case %d: rc %d (want %d), stderr: %s", i, rc, c[i].rc, e.err);

@@ -529,24 +529,37 @@ GPU_TEST(ops_cuda_attention_extra) {
         zt_op_free(&d);
         CHECK(r == ZT_PASS, "attention backward: two identical runs give different dk bits");
     }
-    // lse NULL at inference; a head dim above the supported 160 fails cleanly.
+    // Wide heads (> 160, attention_wide.cu) in several chunks of query rows: 7 rows of scores
+    // per chunk (300 rows: 43 chunks; causal 40 rows: 6); causal rows that see no key.
     {
-        static const zt_op_case c = {"attn_big_d", ZT_OP_FAMILY, 0, 0, 0, 0, 0, 0, 0, &zt_fam_attention,
-                                     {1, 2, 5, 6, 192, 192, 0}};
+        static const zt_op_case w1 = {"attn_vae_mid_q300_d512_chunked", ZT_OP_FAMILY, 0, 0, 0, 0, 0, 0, 0,
+                                      &zt_fam_attention, {1, 1, 300, 300, 512, 512, 0}};
+        static const zt_op_case w2 = {"attn_wide_causal_q40_k33_dk176_dv232_chunked", ZT_OP_FAMILY, 0, 0, 0, 0, 0, 0, 0,
+                                      &zt_fam_attention, {1, 2, 40, 33, 176, 232, 1}};
+        static const zt_op_case w3 = {"attn_wide_causal_q20_k7_d200_empty_rows", ZT_OP_FAMILY, 0, 0, 0, 0, 0, 0, 0,
+                                      &zt_fam_attention, {2, 1, 20, 7, 200, 200, 1}};
+        zt_result r = ZT_PASS;
+        for (int j = 0; j < 3 && r == ZT_PASS; j++) {
+            zs_attention_wide_set_chunk(7 * 300);
+            r = cuda_vs_cpu(&w1, dts[j]);
+            zs_attention_wide_set_chunk(7 * 33);
+            if (r == ZT_PASS) r = cuda_vs_cpu(&w2, dts[j]);
+            zs_attention_wide_set_chunk(3 * 7);
+            if (r == ZT_PASS) r = cuda_vs_cpu(&w3, dts[j]);
+        }
+        zs_attention_wide_set_chunk(0);
+        if (r != ZT_PASS) return r;
+    }
+    // lse NULL at inference.
+    {
         zt_op_inst d;
-        CHECK_OK(zt_op_alloc(&d, &c, ZS_CUDA, ZS_F32, 0));
         zs_attn_params p;
-        zt_attn_params_of(&c, &p);
-        zs_status s = zs_attention_fwd(&d.out[0], NULL, &d.in[0], &d.in[1], &d.in[2], &p);
-        zt_op_free(&d);
-        CHECK(s == ZS_EUNSUPPORTED && strstr(zs_errmsg(), "head dim"), "head dim 192: %s (%s)", zs_status_name(s),
-              zs_errmsg());
         static const zt_op_case c2 = {"attn_nolse", ZT_OP_FAMILY, 0, 0, 0, 0, 0, 0, 0, &zt_fam_attention,
                                       {1, 2, 65, 66, 32, 32, 1}};
         zt_op_inst hh;
         zt_attn_params_of(&c2, &p);
         CHECK_OK(zt_op_alloc(&d, &c2, ZS_CUDA, ZS_F32, 1));
-        s = zt_op_alloc(&hh, &c2, ZS_CPU, ZS_F32, 1);
+        zs_status s = zt_op_alloc(&hh, &c2, ZS_CPU, ZS_F32, 1);
         if (s) zt_op_free(&d);
         CHECK_OK(s);
         float *g = malloc(sizeof(float) * (size_t)zs_numel(&d.out[0]));

@@ -248,13 +248,17 @@ static zt_result cuda_case(zs_dtype dt, double bound) {
     return ZT_PASS;
 }
 GPU_TEST(sd_txt2img_cuda_f32) { return cuda_case(ZS_F32, 1e-4); }
+// Reduced-precision bounds, set before any GPU run from diffusers itself in bf16 / fp16 on
+// these fixtures (CPU torch as a proxy): worst image error bf16 4.9e-2 (sd2, Euler), fp16
+// 6.5e-3; about 2x and 5x margin.
 GPU_TEST(sd_txt2img_cuda_bf16) { return cuda_case(ZS_BF16, 1e-1); }
-GPU_TEST(sd_txt2img_cuda_f16) { return cuda_case(ZS_F16, 1e-1); }  // the VAE upcast to F32 (force_upcast)
+GPU_TEST(sd_txt2img_cuda_f16) { return cuda_case(ZS_F16, 3e-2); }  // the VAE upcast to F32 (force_upcast)
 GPU_TEST(sd_grad_through_sampling_cuda) {
     CHECK_OK(zs_cuda_init(0));
     zt_result r = grad_case_on("sd1-tiny", ZS_CUDA, ZS_F32, 1e-4);
     if (r == ZT_PASS) r = grad_case_on("sd2-tiny", ZS_CUDA, ZS_F32, 1e-4);
-    if (r == ZT_PASS) r = grad_case_on("sd2-tiny", ZS_CUDA, ZS_BF16, 2e-1);  // bound chosen, not yet measured
+    // diffusers in bf16 (CPU torch, as above): image 5.3e-2, d prompt / negative 7.9e-2
+    if (r == ZT_PASS) r = grad_case_on("sd2-tiny", ZS_CUDA, ZS_BF16, 2e-1);
     return r;
 }
 
