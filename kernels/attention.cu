@@ -1,6 +1,7 @@
 // Fused multi-head attention on CUDA (formulas in attention.c), flash style: the [Lq, Lk]
-// scores are never stored; fp32 math on CUDA cores (no tensor cores yet), inputs converted
-// to fp32 as tiles enter shared memory.
+// scores are never stored; fp32 math on CUDA cores, inputs converted to fp32 as tiles enter
+// shared memory. F32 runs here; F16 / BF16 forwards run on tensor cores (attention_tc.cu) and
+// long backwards through cuBLAS (attention_wide.cu): see "Which path runs" below.
 //
 // Every kernel: 256 threads seen as a 16 x 16 grid (ty, tx); a BT x BT score tile gives each
 // thread the (BT/16) x (BT/16) entries (ty + 16 i, tx + 16 j); a BT x DM accumulator the
@@ -20,6 +21,8 @@
 //             3. grid (Lq / BT, H, B): Q / dout tile resident, K / V tiles stream;
 //                dq += scale ds K
 //             P and dP are recomputed in 3 (7 tile GEMMs instead of 5) to avoid dq atomics.
+#include <stdlib.h>
+#include <string.h>
 #include "cuda_ops.cuh"
 
 namespace {
@@ -455,7 +458,32 @@ extern "C" zs_status zs_attention_wide_bwd_cuda(void *dq, void *dk, void *dv, co
                                                 zs_dtype dt, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk,
                                                 int64_t Dv, float scale, int causal);
 
-// Head dims past the fused kernels' tiers go to the materialised-score path (attention_wide.cu).
+extern "C" zs_status zs_attention_tc_fwd_cuda(void *out, float *lse, const void *q, const void *k, const void *v,
+                                              zs_dtype dt, int B, int H, int Lq, int Lk, int Dk, int Dv, float scale,
+                                              int causal);  // attention_tc.cu
+
+// Which path runs (head dims past 160 always take the materialised-score path,
+// attention_wide.cu). F32: the fused CUDA-core kernels above. F16 / BF16: the forward on
+// tensor cores (attention_tc.cu); the backward through cuBLAS with materialised scores when
+// Lq * Lk >= 2^20 (tensor-core GEMMs; the fused backward runs on CUDA cores), else the fused
+// one. ZS_ATTN=simt in the environment keeps F16 / BF16 on the fused kernels too.
+static int g_tc_fwd = -1, g_gemm_bwd = -1;  // test hook: -1 as above, 0 never, 1 always
+
+extern "C" void zs_attention_cuda_paths(int tc_fwd, int gemm_bwd) { g_tc_fwd = tc_fwd, g_gemm_bwd = gemm_bwd; }
+
+static int env_simt(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("ZS_ATTN");
+        v = e && !strcmp(e, "simt");
+    }
+    return v;
+}
+static int use_tc_fwd(zs_dtype dt) { return dt != ZS_F32 && (g_tc_fwd >= 0 ? g_tc_fwd : !env_simt()); }
+static int use_gemm_bwd(zs_dtype dt, int64_t Lq, int64_t Lk) {
+    return dt != ZS_F32 && (g_gemm_bwd >= 0 ? g_gemm_bwd : !env_simt() && Lq * Lk >= (1LL << 20));
+}
+
 extern "C" zs_status zs_attention_fwd_cuda(void *out, float *lse, const void *q, const void *k, const void *v,
                                            zs_dtype dt, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk,
                                            int64_t Dv, float scale, int causal) {
@@ -463,6 +491,7 @@ extern "C" zs_status zs_attention_fwd_cuda(void *out, float *lse, const void *q,
         return zs_attention_wide_fwd_cuda(out, lse, q, k, v, dt, B, H, Lq, Lk, Dk, Dv, scale, causal);
     dims d = {0, 0, 0, 0, 0, 0, 0.f, 0};
     ZS_TRY(dims_of(&d, "attention_fwd", B, H, Lq, Lk, Dk, Dv, scale, causal));
+    if (use_tc_fwd(dt)) return zs_attention_tc_fwd_cuda(out, lse, q, k, v, dt, d.B, d.H, d.Lq, d.Lk, d.Dk, d.Dv, scale, causal);
     ZS_DISPATCH_DT("attention_fwd", dt,
                    attn_fwd<T_>((T_ *)out, lse, (const T_ *)q, (const T_ *)k, (const T_ *)v, d));
 }
@@ -471,7 +500,7 @@ extern "C" zs_status zs_attention_bwd_cuda(void *dq, void *dk, void *dv, const v
                                            const void *k, const void *v, const void *out, const float *lse,
                                            zs_dtype dt, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk,
                                            int64_t Dv, float scale, int causal) {
-    if (Dk > ATTN_MAX_D || Dv > ATTN_MAX_D)
+    if (Dk > ATTN_MAX_D || Dv > ATTN_MAX_D || use_gemm_bwd(dt, Lq, Lk))
         return zs_attention_wide_bwd_cuda(dq, dk, dv, dout, q, k, v, out, lse, dt, B, H, Lq, Lk, Dk, Dv, scale, causal);
     dims d = {0, 0, 0, 0, 0, 0, 0.f, 0};
     ZS_TRY(dims_of(&d, "attention_bwd", B, H, Lq, Lk, Dk, Dv, scale, causal));

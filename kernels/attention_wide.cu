@@ -1,5 +1,6 @@
 // Attention on CUDA for head dims the fused kernels do not cover (> 160: the SD VAE's
-// mid-block attention is one head of width 512 over 4,900 to 9,216 tokens). Scores are
+// mid-block attention is one head of width 512 over 4,900 to 9,216 tokens), and the F16 / BF16
+// backward of long sequences (tensor-core GEMMs; attention.cu picks). Scores are
 // materialised one chunk of query rows at a time, with cuBLAS GEMMs (fp32 accumulation):
 //   forward   S = scale Q K^T (fp32) ─ row softmax (lse = max + log sum exp) ─ P (dtype) ─ O = P V
 //   backward  delta = rowsum(dO * O); S again, P = exp(S - lse); dP = dO V^T (fp32);

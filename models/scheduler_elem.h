@@ -104,11 +104,12 @@ ZSE_FN float zs_se_fwd(const zs_sched_elem *e, float x, float m, float *p) {
 // the next step) on entry and d x0_prev on exit (may be NULL: then taken as 0, not written).
 ZSE_FN void zs_se_bwd(const zs_sched_elem *e, float g, float x, float m, float *dx, float *dm, float *carry) {
     const float *b = e->b;
+    // Written with the no-contraction helpers too, so that CUDA equals the CPU bit for bit.
     if (e->op == ZS_SE_DPM) {
-        float gx0 = b[2] * g + (carry ? *carry : 0.0f);
-        if (carry) *carry = b[3] * g;
-        if (dx) *dx += b[0] * g + b[4] * gx0;
-        if (dm) *dm += b[5] * gx0;
+        float gx0 = ZSE_ADD(ZSE_MUL(b[2], g), carry ? *carry : 0.0f);
+        if (carry) *carry = ZSE_MUL(b[3], g);
+        if (dx) *dx = ZSE_ADD(*dx, ZSE_ADD(ZSE_MUL(b[0], g), ZSE_MUL(b[4], gx0)));
+        if (dm) *dm = ZSE_ADD(*dm, ZSE_MUL(b[5], gx0));
         return;
     }
     float kx = b[0], km = b[1];
@@ -120,8 +121,8 @@ ZSE_FN void zs_se_bwd(const zs_sched_elem *e, float g, float x, float m, float *
             km = b[3];
         }
     }
-    if (dx) *dx += kx * g;
-    if (dm) *dm += km * g;
+    if (dx) *dx = ZSE_ADD(*dx, ZSE_MUL(kx, g));
+    if (dm) *dm = ZSE_ADD(*dm, ZSE_MUL(km, g));
 }
 
 #ifdef __cplusplus

@@ -2,8 +2,9 @@
 # One-shot GPU check for a lent machine: reports the toolchain, builds with CUDA (cuDNN and
 # NCCL found in PyTorch's Python environment when not in the CUDA toolkit), runs the whole
 # test suite (GPU tests included; TESTS=gpu: only those) and the benchmarks (SUITES="ops clip sd
-# diffusers", BENCH=0: none). Results go to $OUT (or ./gpu-out). With 15 minutes of device time,
-# e.g. TESTS=gpu SUITES="sd diffusers" (the build alone takes a few minutes).
+# diffusers", or attn: the attention cases with the default paths and ZS_ATTN=simt; BENCH=0:
+# none). Results go to $OUT (or ./gpu-out). With 15 minutes of device time, e.g. TESTS=gpu
+# SUITES="attn sd diffusers" (the build alone takes a few minutes).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu-out}
@@ -46,6 +47,12 @@ if want ops; then
 echo "== bench"
 timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite ops --device "${BENCH_DEVICE:-all}" --out "$OUT/bench.jsonl" | tee "$OUT/bench.txt"
 echo "bench rc=${PIPESTATUS[0]}"
+fi
+if want attn; then
+echo "== bench (attention: default paths, then ZS_ATTN=simt, the CUDA-core kernels)"
+timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite ops --device cuda --filter attn --out "$OUT/bench_attn.jsonl" | tee "$OUT/bench_attn.txt"
+ZS_ATTN=simt timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite ops --device cuda --filter attn --out "$OUT/bench_attn_simt.jsonl" | tee "$OUT/bench_attn_simt.txt"
+echo "bench attn rc=${PIPESTATUS[0]}"
 fi
 if want clip; then
 echo "== bench (clip)"
