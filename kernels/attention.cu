@@ -466,22 +466,25 @@ extern "C" zs_status zs_attention_tc_fwd_cuda(void *out, float *lse, const void 
 // attention_wide.cu). F32: the fused CUDA-core kernels above. F16 / BF16: the forward on
 // tensor cores (attention_tc.cu); the backward through cuBLAS with materialised scores when
 // Lq * Lk >= 2^20 (tensor-core GEMMs; the fused backward runs on CUDA cores), else the fused
-// one. ZS_ATTN=simt in the environment keeps F16 / BF16 on the fused kernels too.
+// one. The environment overrides it (for benchmarks): ZS_ATTN=simt keeps F16 / BF16 on the
+// fused kernels, ZS_ATTN=tc takes the tensor-core forward and the cuBLAS backward at any size.
 static int g_tc_fwd = -1, g_gemm_bwd = -1;  // test hook: -1 as above, 0 never, 1 always
 
 extern "C" void zs_attention_cuda_paths(int tc_fwd, int gemm_bwd) { g_tc_fwd = tc_fwd, g_gemm_bwd = gemm_bwd; }
 
-static int env_simt(void) {
+static int env_mode(void) {  // 0 auto, 1 simt, 2 tc
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("ZS_ATTN");
-        v = e && !strcmp(e, "simt");
+        v = e && !strcmp(e, "simt") ? 1 : e && !strcmp(e, "tc") ? 2 : 0;
     }
     return v;
 }
-static int use_tc_fwd(zs_dtype dt) { return dt != ZS_F32 && (g_tc_fwd >= 0 ? g_tc_fwd : !env_simt()); }
+static int use_tc_fwd(zs_dtype dt) { return dt != ZS_F32 && (g_tc_fwd >= 0 ? g_tc_fwd : env_mode() != 1); }
 static int use_gemm_bwd(zs_dtype dt, int64_t Lq, int64_t Lk) {
-    return dt != ZS_F32 && (g_gemm_bwd >= 0 ? g_gemm_bwd : !env_simt() && Lq * Lk >= (1LL << 20));
+    if (dt == ZS_F32) return 0;
+    if (g_gemm_bwd >= 0) return g_gemm_bwd;
+    return env_mode() == 2 || (env_mode() == 0 && Lq * Lk >= (1LL << 20));
 }
 
 extern "C" zs_status zs_attention_fwd_cuda(void *out, float *lse, const void *q, const void *k, const void *v,
@@ -491,7 +494,12 @@ extern "C" zs_status zs_attention_fwd_cuda(void *out, float *lse, const void *q,
         return zs_attention_wide_fwd_cuda(out, lse, q, k, v, dt, B, H, Lq, Lk, Dk, Dv, scale, causal);
     dims d = {0, 0, 0, 0, 0, 0, 0.f, 0};
     ZS_TRY(dims_of(&d, "attention_fwd", B, H, Lq, Lk, Dk, Dv, scale, causal));
-    if (use_tc_fwd(dt)) return zs_attention_tc_fwd_cuda(out, lse, q, k, v, dt, d.B, d.H, d.Lq, d.Lk, d.Dk, d.Dv, scale, causal);
+    if (use_tc_fwd(dt)) {
+        // ZS_EUNSUPPORTED: the head dim's tile needs more shared memory than this GPU has (the
+        // 128 and 160 tiers on sm_86 / sm_89): the CUDA-core kernel below takes it.
+        zs_status s = zs_attention_tc_fwd_cuda(out, lse, q, k, v, dt, d.B, d.H, d.Lq, d.Lk, d.Dk, d.Dv, scale, causal);
+        if (s != ZS_EUNSUPPORTED) return s;
+    }
     ZS_DISPATCH_DT("attention_fwd", dt,
                    attn_fwd<T_>((T_ *)out, lse, (const T_ *)q, (const T_ *)k, (const T_ *)v, d));
 }

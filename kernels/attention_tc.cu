@@ -107,15 +107,17 @@ __global__ void __launch_bounds__(TC_THREADS)
             wmma::store_matrix_sync(Sw + n * 16, sf, C::LDS, wmma::mem_row_major);
         }
         __syncwarp();
-        {  // online softmax of row r, columns [32 half, 32 half + 32) of the tile
+        {  // online softmax of row r, columns [32 half, 32 half + 32) of the tile; lane (r, half)
+           // starts at column (r / 8 + 2 half) so that the 32 lanes hit 32 banks (rows 68 floats)
             float *sr = Sw + r * C::LDS + half * 32;
             T *pr = Pw + r * C::LDP + half * 32;
-            const int j0 = k0 + half * 32;
+            const int j0 = k0 + half * 32, c0 = (r >> 3) + 2 * half;
             float mx = -INFINITY;
 #pragma unroll 8
             for (int c = 0; c < 32; c++) {
-                float s = (j0 + c <= lim && j0 + c < Lk) ? sr[c] * scale : -INFINITY;
-                sr[c] = s;
+                const int cc = (c + c0) & 31;
+                float s = (j0 + cc <= lim && j0 + cc < Lk) ? sr[cc] * scale : -INFINITY;
+                sr[cc] = s;
                 mx = fmaxf(mx, s);
             }
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
@@ -123,8 +125,9 @@ __global__ void __launch_bounds__(TC_THREADS)
             float sum = 0.f;
 #pragma unroll 8
             for (int c = 0; c < 32; c++) {
-                float p = sr[c] == -INFINITY ? 0.f : expf(sr[c] - mnew);  // mnew is finite when sr[c] is
-                pr[c] = from_f<T>(p);
+                const int cc = (c + c0) & 31;
+                float p = sr[cc] == -INFINITY ? 0.f : expf(sr[cc] - mnew);  // mnew is finite when sr[cc] is
+                pr[cc] = from_f<T>(p);
                 sum += p;
             }
             sum += __shfl_xor_sync(0xffffffffu, sum, 1);

@@ -2,7 +2,7 @@
 # One-shot GPU check for a lent machine: reports the toolchain, builds with CUDA (cuDNN and
 # NCCL found in PyTorch's Python environment when not in the CUDA toolkit), runs the whole
 # test suite (GPU tests included; TESTS=gpu: only those) and the benchmarks (SUITES="ops clip sd
-# diffusers", or attn: the attention cases with the default paths and ZS_ATTN=simt; BENCH=0:
+# diffusers", or attn: the attention cases under each ZS_ATTN path; BENCH=0:
 # none). Results go to $OUT (or ./gpu-out). With 15 minutes of device time, e.g. TESTS=gpu
 # SUITES="attn sd diffusers" (the build alone takes a few minutes).
 set -uo pipefail
@@ -49,10 +49,12 @@ timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite ops --device "${BENCH_
 echo "bench rc=${PIPESTATUS[0]}"
 fi
 if want attn; then
-echo "== bench (attention: default paths, then ZS_ATTN=simt, the CUDA-core kernels)"
-timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite ops --device cuda --filter attn --out "$OUT/bench_attn.jsonl" | tee "$OUT/bench_attn.txt"
-ZS_ATTN=simt timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite ops --device cuda --filter attn --out "$OUT/bench_attn_simt.jsonl" | tee "$OUT/bench_attn_simt.txt"
-echo "bench attn rc=${PIPESTATUS[0]}"
+echo "== bench (attention paths: default, ZS_ATTN=simt (CUDA cores), ZS_ATTN=tc (tensor cores / cuBLAS at any size))"
+for m in auto simt tc; do
+    echo "-- ZS_ATTN=$m"
+    ZS_ATTN=$m timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite ops --device cuda --filter attn \
+        --out "$OUT/bench_attn_$m.jsonl" | tee "$OUT/bench_attn_$m.txt"
+done
 fi
 if want clip; then
 echo "== bench (clip)"
