@@ -88,6 +88,21 @@ zs_status zs_mem_high_water(zs_device dev, size_t *bytes) {
     return ZS_OK;
 }
 
+zs_status zs_mem_high_water_reset(zs_device dev) {
+    if (dev == ZS_CUDA) {
+#ifdef ZS_HAVE_CUDA
+        return zs_cuda_pool_trim();
+#else
+        return ZS_ERR(ZS_EUNSUPPORTED, "memory: built without CUDA");
+#endif
+    }
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return ZS_ERR(ZS_EUNSUPPORTED, "memory: cannot open /proc/self/clear_refs");
+    int ok = fputs("5", f) >= 0;
+    ok &= fclose(f) == 0;
+    return ok ? ZS_OK : ZS_ERR(ZS_EUNSUPPORTED, "memory: writing /proc/self/clear_refs failed");
+}
+
 zs_status zs_memcpy2d(void *dst, size_t dpitch, zs_device dd, const void *src, size_t spitch, zs_device sd, size_t width,
                       size_t rows) {
     if (width == 0 || rows == 0) return ZS_OK;

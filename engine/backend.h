@@ -32,6 +32,9 @@ zs_status zs_sync(zs_device dev);  // waits for queued work; reports asynchronou
 // use now (total - free), which includes the allocation pool's cached blocks (the pool keeps
 // freed scratch), so after a run it is that run's high-water mark plus other processes'.
 zs_status zs_mem_high_water(zs_device dev, size_t *bytes);
+// Starts a new measurement: CPU, the peak RSS falls to the current RSS (/proc/self/clear_refs);
+// CUDA, the allocation pool returns its cached blocks to the driver.
+zs_status zs_mem_high_water_reset(zs_device dev);
 
 // Copies between tensors of the same shape; converts float dtypes on the way (host staging).
 zs_status zs_tensor_copy(zs_tensor *dst, const zs_tensor *src);
@@ -51,6 +54,7 @@ zs_status zs_cuda_memcpy2d(void *dst, size_t dpitch, int dst_dev, const void *sr
                            size_t rows);
 zs_status zs_cuda_sync(void);
 zs_status zs_cuda_mem_used(size_t *bytes);
+zs_status zs_cuda_pool_trim(void);
 void zs_cuda_build_info(char *buf, size_t n);
 #endif
 

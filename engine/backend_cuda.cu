@@ -51,11 +51,7 @@ extern "C" zs_status zs_cuda_malloc(void **p, size_t bytes, const char *what) {
     cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
     if (e == cudaErrorMemoryAllocation) {  // ops' freed scratch may sit in the pool (kept above): return it, retry
         cudaGetLastError();
-        int dev = 0;
-        cudaMemPool_t pool;
-        if (cudaGetDevice(&dev) == cudaSuccess && cudaStreamSynchronize(g_stream) == cudaSuccess &&
-            cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess && cudaMemPoolTrimTo(pool, 0) == cudaSuccess)
-            e = cudaMalloc(p, bytes ? bytes : 1);
+        if (zs_cuda_pool_trim() == ZS_OK) e = cudaMalloc(p, bytes ? bytes : 1);
     }
     if (e != cudaSuccess) {
         size_t fr = 0, tot = 0;
@@ -68,6 +64,17 @@ extern "C" zs_status zs_cuda_malloc(void **p, size_t bytes, const char *what) {
 }
 
 extern "C" void zs_cuda_free(void *p) { cudaFree(p); }
+
+extern "C" zs_status zs_cuda_pool_trim(void) {
+    if (!g_inited) return ZS_OK;
+    int dev = 0;
+    cudaMemPool_t pool;
+    ZS_CUDA_TRY(cudaStreamSynchronize(g_stream));
+    ZS_CUDA_TRY(cudaGetDevice(&dev));
+    ZS_CUDA_TRY(cudaDeviceGetDefaultMemPool(&pool, dev));
+    ZS_CUDA_TRY(cudaMemPoolTrimTo(pool, 0));
+    return ZS_OK;
+}
 
 extern "C" zs_status zs_cuda_memcpy(void *dst, int dst_dev, const void *src, int src_dev, size_t bytes) {
     cudaMemcpyKind k = dst_dev ? (src_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)

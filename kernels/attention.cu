@@ -465,9 +465,13 @@ extern "C" zs_status zs_attention_tc_fwd_cuda(void *out, float *lse, const void 
 // Which path runs (head dims past 160 always take the materialised-score path,
 // attention_wide.cu). F32: the fused CUDA-core kernels above. F16 / BF16: the forward on
 // tensor cores (attention_tc.cu); the backward through cuBLAS with materialised scores when
-// Lq * Lk >= 2^20 (tensor-core GEMMs; the fused backward runs on CUDA cores), else the fused
-// one. The environment overrides it (for benchmarks): ZS_ATTN=simt keeps F16 / BF16 on the
-// fused kernels, ZS_ATTN=tc takes the tensor-core forward and the cuBLAS backward at any size.
+// Lq * Lk >= 2^18, else the fused one. Why 2^18 (an estimate, not yet measured: the bench's
+// attn cases under ZS_ATTN=simt / tc will say): the fused backward runs on CUDA cores, and its
+// dk / dv kernel has only Lk / 64 blocks per head (2 for SD's 77-token cross-attention: 32
+// blocks on a 132-SM GPU), while the cuBLAS path costs ~6 launches per (batch, head), too many
+// for short sequences with many heads (CLIP's 77 or 257 tokens: under 2^18). The environment
+// overrides it (for benchmarks): ZS_ATTN=simt keeps F16 / BF16 on the fused kernels,
+// ZS_ATTN=tc takes the tensor-core forward and the cuBLAS backward at any size.
 static int g_tc_fwd = -1, g_gemm_bwd = -1;  // test hook: -1 as above, 0 never, 1 always
 
 extern "C" void zs_attention_cuda_paths(int tc_fwd, int gemm_bwd) { g_tc_fwd = tc_fwd, g_gemm_bwd = gemm_bwd; }
@@ -484,7 +488,7 @@ static int use_tc_fwd(zs_dtype dt) { return dt != ZS_F32 && (g_tc_fwd >= 0 ? g_t
 static int use_gemm_bwd(zs_dtype dt, int64_t Lq, int64_t Lk) {
     if (dt == ZS_F32) return 0;
     if (g_gemm_bwd >= 0) return g_gemm_bwd;
-    return env_mode() == 2 || (env_mode() == 0 && Lq * Lk >= (1LL << 20));
+    return env_mode() == 2 || (env_mode() == 0 && Lq * Lk >= (1LL << 18));
 }
 
 extern "C" zs_status zs_attention_fwd_cuda(void *out, float *lse, const void *q, const void *k, const void *v,

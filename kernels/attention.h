@@ -26,15 +26,14 @@ zs_status zs_attention_bwd(zs_tensor *dq, zs_tensor *dk, zs_tensor *dv, const zs
                            const zs_tensor *k, const zs_tensor *v, const zs_tensor *out, const zs_tensor *lse,
                            const zs_attn_params *p);
 
-#ifdef ZS_HAVE_CUDA
-// Test hook (attention_wide.cu): the wide-head CUDA path's score buffer in floats (<= 0:
-// the default 256 MiB), so that small cases run in several chunks of query rows.
+// Test hooks for the CUDA paths (no-ops in builds without CUDA):
+// the wide-head path's score buffer in floats (attention_wide.cu; <= 0: the default 256 MiB),
+// so that small cases run in several chunks of query rows;
 void zs_attention_wide_set_chunk(long long floats);
-// Test hook (attention.cu): force the F16 / BF16 paths: tc_fwd 1 / 0 = forward on tensor
-// cores always / never, gemm_bwd 1 / 0 = backward through cuBLAS with materialised scores
-// always / never; -1 restores the default (size rule, ZS_ATTN=simt).
+// force the F16 / BF16 paths (attention.cu): tc_fwd 1 / 0 = forward on tensor cores always /
+// never, gemm_bwd 1 / 0 = backward through cuBLAS with materialised scores always / never;
+// -1 restores the default (size rule, ZS_ATTN).
 void zs_attention_cuda_paths(int tc_fwd, int gemm_bwd);
-#endif
 
 #ifdef __cplusplus
 }

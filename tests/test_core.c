@@ -1,5 +1,6 @@
 // Engine core: dtype conversion, arenas, views, Philox streams, errors.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "engine/arena.h"
 #include "engine/backend.h"
@@ -99,5 +100,24 @@ GPU_TEST(cuda_rng_matches_host) {
         CHECK(diff == 0, "%d of %d elements differ (normal=%d)", diff, N, normal);
     }
     zs_free(t.data, ZS_CUDA);
+    return ZT_PASS;
+}
+
+// The CPU peak RSS (the sd bench's measured memory) rises with a touched allocation and falls
+// back once reset: earlier work in the same process must not count.
+TEST(core_mem_high_water_reset) {
+    size_t a = 0, b = 0, c = 0;
+    const size_t n = (size_t)256 << 20;
+    CHECK_OK(zs_mem_high_water_reset(ZS_CPU));
+    CHECK_OK(zs_mem_high_water(ZS_CPU, &a));
+    char *p = malloc(n);
+    CHECK(p, "malloc of 256 MiB");
+    memset(p, 1, n);
+    __asm__ volatile("" : : "r"(p) : "memory");  // the pages must really be touched
+    free(p);
+    CHECK_OK(zs_mem_high_water(ZS_CPU, &b));
+    CHECK_OK(zs_mem_high_water_reset(ZS_CPU));
+    CHECK_OK(zs_mem_high_water(ZS_CPU, &c));
+    CHECK(b >= a + n / 2 && c + n / 2 <= b, "peak RSS %zu -> %zu after 256 MiB -> %zu after reset", a, b, c);
     return ZT_PASS;
 }

@@ -35,10 +35,13 @@ echo "build took $(( $(date +%s) - T0 )) s"
 build/zsmlc --version
 echo "== selfcheck on the GPU"
 build/zsmlc selfcheck --device cuda; echo "selfcheck rc=$?"
-echo "== tests (all, GPU included)"
-# TESTS=gpu runs only the GPU tests (the CPU ones pass in CI anyway): saves device time.
+# TESTS=gpu runs only the GPU tests (the CPU ones pass in CI anyway): saves device time;
+# TESTS=none skips them (a second call on the still-warm machine, for the benchmarks).
+if [ "${TESTS:-all}" != none ]; then
+echo "== tests (${TESTS:-all})"
 TARGS=""; [ "${TESTS:-all}" = gpu ] && TARGS="--require-gpu"
 ZSMLC_TEST_VERBOSE=1 build/zsmlc_tests $TARGS 2>&1 | tee "$OUT/tests.log" | grep -E "^(FAIL|SKIP)|passed,|CHECK|: " ; echo "tests rc=${PIPESTATUS[0]}"
+fi
 [ "${BENCH:-1}" = 0 ] && exit 0
 # SUITES picks the benchmarks (default all four: ops clip sd diffusers); each is capped by BENCH_TIMEOUT.
 SUITES=" ${SUITES:-ops clip sd diffusers} "
