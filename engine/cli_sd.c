@@ -42,6 +42,13 @@ static int usage_err(const char *msg, const char *arg) {
     return 2;
 }
 
+// "bad value for OPT: VALUE (want WHAT)".
+static int bad_value(const char *opt, const char *v, const char *want) {
+    char m[256];
+    snprintf(m, sizeof m, "bad value for %s: '%s' (want %s)", opt, v, want);
+    return usage_err(m, NULL);
+}
+
 static int parse(int argc, char **argv, t2i_opts *o) {
     memset(o, 0, sizeof *o);
     o->steps = 50, o->cfg = 7.5f, o->batch = 0, o->upcast = -1, o->sampler = ZS_SAMPLER_EULER;
@@ -67,17 +74,20 @@ static int parse(int argc, char **argv, t2i_opts *o) {
         } else if (!strcmp(a, "--steps") || !strcmp(a, "--batch") || !strcmp(a, "--upcast-attention")) {
             long x = strtol(v, &end, 10);
             int lo = strcmp(a, "--upcast-attention") ? 1 : 0, hi = strcmp(a, "--upcast-attention") ? 100000 : 1;
-            if (errno || *end || x < lo || x > hi) return usage_err("bad value for", a);
+            if (errno || *end || x < lo || x > hi)
+                return bad_value(a, v, lo ? "a whole number from 1 to 100000" : "0 or 1");
             *(a[2] == 's' ? &o->steps : a[2] == 'b' ? &o->batch : &o->upcast) = (int)x;
         } else if (!strcmp(a, "--cfg")) {
             o->cfg = strtof(v, &end);
-            if (errno || *end || !(o->cfg >= 0 && o->cfg < 1e4f)) return usage_err("bad value for", a);
+            if (errno || *end || !(o->cfg >= 0 && o->cfg < 1e4f)) return bad_value(a, v, "a number in [0, 10000)");
         } else if (!strcmp(a, "--seed")) {
             o->seed = strtoull(v, &end, 10);
-            if (errno || *end || v[0] == '-') return usage_err("bad value for", a);
+            if (errno || *end || v[0] == '-' || !v[0]) return bad_value(a, v, "a whole number from 0 to 2^64 - 1");
         } else if (!strcmp(a, "--size")) {
-            if (sscanf(v, "%dx%d", &o->w, &o->h) != 2 || o->w < 1 || o->h < 1 || o->w > 16384 || o->h > 16384)
-                return usage_err("--size wants WxH, got", v);
+            int n = 0;
+            if (sscanf(v, "%dx%d%n", &o->w, &o->h, &n) != 2 || v[n] || o->w < 1 || o->h < 1 || o->w > 16384 ||
+                o->h > 16384)
+                return bad_value(a, v, "WxH, each from 1 to 16384");
         } else {
             return usage_err("unknown option", a);
         }
