@@ -4,6 +4,7 @@
 #define ZS_TEST_H
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include "engine/status.h"
 #include "engine/tensor.h"
 
@@ -27,6 +28,14 @@ void zt_note(const char *file, int line, const char *fmt, ...) ZS_PRINTF(3, 4);
             zt_note(__FILE__, __LINE__, __VA_ARGS__);                  \
             return ZT_FAIL;                                            \
         }                                                              \
+    } while (0)
+// A library call must fail with status `code` and a message containing `substr`.
+#define CHECK_ERR(call, code, substr)                                                                   \
+    do {                                                                                                \
+        zs_status s_ = (call);                                                                          \
+        CHECK(s_ == (code), "%s: got %s (%s), expected %s", #call, zs_status_name(s_), zs_errmsg(),     \
+              zs_status_name(code));                                                                    \
+        CHECK(strstr(zs_errmsg(), substr), "%s: message \"%s\" lacks \"%s\"", #call, zs_errmsg(), substr); \
     } while (0)
 // A library call must succeed.
 #define CHECK_OK(expr)                                                                       \

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "models/clip.h"
+#include "tests/files.h"
 #include "tests/test.h"
 
 static zs_status plan(zs_clip **m, const char *rel, unsigned towers) {
@@ -83,34 +84,6 @@ TEST(clip_layout_sd_single_files) {
 }
 
 // ---- errors -----------------------------------------------------------------------------
-// Copies src to dst, dropping `drop`, reshaping `reshape` to [7], adding `add` ([2] F32).
-static zs_status rewrite(const char *src, const char *dst, const char *drop, const char *reshape, const char *add) {
-    zs_st *st;
-    zs_st_writer *w;
-    ZS_TRY(zs_st_open(&st, src));
-    zs_status s = zs_st_writer_new(&w);
-    static float seven[7], two[2];
-    for (int i = 0; i < zs_st_count(st) && !s; i++) {
-        const zs_st_entry *e = zs_st_at(st, i);
-        if (drop && !strcmp(e->name, drop)) continue;
-        zs_tensor t = zs_tensor_make((void *)e->data, e->dtype, ZS_CPU, e->ndim, e->shape);
-        if (reshape && !strcmp(e->name, reshape)) {
-            int64_t n = 7;
-            t = zs_tensor_make(seven, ZS_F32, ZS_CPU, 1, &n);
-        }
-        s = zs_st_writer_add(w, e->name, &t, ZS_ST_KEEP);
-    }
-    if (!s && add) {
-        int64_t n = 2;
-        zs_tensor t = zs_tensor_make(two, ZS_F32, ZS_CPU, 1, &n);
-        s = zs_st_writer_add(w, add, &t, ZS_ST_KEEP);
-    }
-    if (!s) s = zs_st_writer_save(w, dst);
-    zs_st_writer_free(w);
-    zs_st_close(st);
-    return s;
-}
-
 static int load_fails_with(const char *path, const char *needle) {
     zs_clip *m = NULL;
     zs_status s = zs_clip_load(&m, path, NULL);
@@ -127,13 +100,13 @@ TEST(clip_load_errors_tensors) {
     CHECK(mkdtemp(dir), "mkdtemp");
     snprintf(p, sizeof p, "%s/x.safetensors", dir);
     int ok = 1;
-    CHECK_OK(rewrite(src, p, "transformer.resblocks.1.ln_2.bias", NULL, NULL));
+    CHECK_OK(zt_st_rewrite(src, p, "transformer.resblocks.1.ln_2.bias", NULL, NULL));
     ok &= load_fails_with(p, "missing tensor transformer.resblocks.1.ln_2.bias");
-    CHECK_OK(rewrite(src, p, NULL, "visual.ln_post.weight", NULL));
+    CHECK_OK(zt_st_rewrite(src, p, NULL, "visual.ln_post.weight", NULL));
     ok &= load_fails_with(p, "tensor visual.ln_post.weight is F32 [7], expected");
-    CHECK_OK(rewrite(src, p, NULL, NULL, "transformer.resblocks.0.attn.q_norm.weight"));
+    CHECK_OK(zt_st_rewrite(src, p, NULL, NULL, "transformer.resblocks.0.attn.q_norm.weight"));
     ok &= load_fails_with(p, "extra tensor transformer.resblocks.0.attn.q_norm.weight");
-    CHECK_OK(rewrite(src, p, NULL, NULL, "visual.transformer.resblocks.5.ln_1.bias"));
+    CHECK_OK(zt_st_rewrite(src, p, NULL, NULL, "visual.transformer.resblocks.5.ln_1.bias"));
     ok &= load_fails_with(p, "extra tensor visual.transformer.resblocks.5.ln_1.bias: the config has 2 layers");
     remove(p);
     rmdir(dir);
@@ -171,16 +144,6 @@ TEST(clip_load_errors_config) {
 }
 
 // ---- save -> load round trips ------------------------------------------------------------
-static zs_status copy_file(const char *src, const char *dst) {
-    FILE *a = fopen(src, "rb"), *b = a ? fopen(dst, "wb") : NULL;
-    char buf[4096];
-    size_t n;
-    while (b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
-    if (a) fclose(a);
-    if (b) fclose(b);
-    return b ? ZS_OK : ZS_ERR(ZS_EIO, "copy %s", src);
-}
-
 // Loads `rel`, saves it (into a folder with the same config when cfg is set), reloads, and
 // compares every bound tensor with the first load and with the original file's bytes.
 static zt_result round_trip(const char *rel, const char *cfg, const char *wfile, const char *orig_file, int heads) {
@@ -195,7 +158,7 @@ static zt_result round_trip(const char *rel, const char *cfg, const char *wfile,
     if (cfg) {
         snprintf(cp, sizeof cp, "%s/%s", dir, cfg);
         snprintf(of, sizeof of, "%s/%s", src, cfg);
-        CHECK_OK(copy_file(of, cp));
+        CHECK_OK(zt_copy_file(of, cp));
     }
     CHECK_OK(zs_clip_save(a, out));
     CHECK_OK(zs_clip_load(&b, cfg ? dir : out, &o));

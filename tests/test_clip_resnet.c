@@ -10,6 +10,7 @@
 #include "engine/backend.h"
 #include "models/clip.h"
 #include "tests/clip_ref.h"
+#include "tests/files.h"
 #include "tests/test.h"
 
 #define MODEL "clip/openclip-rn"
@@ -109,48 +110,6 @@ TEST(clip_resnet_openclip_parity) {
 }
 
 // ---- rewriting the fixture (bare files, errors) ----------------------------------------------
-// Copies src to dst, dropping `drop`, reshaping `reshape` to [7], adding `add` ([2] F32).
-static zs_status rewrite(const char *src, const char *dst, const char *drop, const char *reshape, const char *add) {
-    zs_st *st;
-    zs_st_writer *w;
-    ZS_TRY(zs_st_open(&st, src));
-    zs_status s = zs_st_writer_new(&w);
-    static float seven[7], two[2];
-    for (int i = 0; i < zs_st_count(st) && !s; i++) {
-        const zs_st_entry *e = zs_st_at(st, i);
-        if (drop && !strcmp(e->name, drop)) continue;
-        zs_tensor t = zs_tensor_make((void *)e->data, e->dtype, ZS_CPU, e->ndim, e->shape);
-        if (reshape && !strcmp(e->name, reshape)) {
-            int64_t n = 7;
-            t = zs_tensor_make(seven, ZS_F32, ZS_CPU, 1, &n);
-        }
-        s = zs_st_writer_add(w, e->name, &t, ZS_ST_KEEP);
-    }
-    if (!s && add) {
-        int64_t n = 2;
-        zs_tensor t = zs_tensor_make(two, ZS_F32, ZS_CPU, 1, &n);
-        s = zs_st_writer_add(w, add, &t, ZS_ST_KEEP);
-    }
-    if (!s) s = zs_st_writer_save(w, dst);
-    zs_st_writer_free(w);
-    zs_st_close(st);
-    return s;
-}
-
-static zs_status copy_file(const char *src, const char *dst) {
-    FILE *f = fopen(src, "rb"), *g = f ? fopen(dst, "wb") : NULL;
-    if (!f || !g) {
-        if (f) fclose(f);
-        return ZS_ERR(ZS_EIO, "copy %s -> %s", src, dst);
-    }
-    char b[4096];
-    size_t k;
-    while ((k = fread(b, 1, sizeof b, f)) > 0) fwrite(b, 1, k, g);
-    fclose(f);
-    fclose(g);
-    return ZS_OK;
-}
-
 // The fixture's weights as a bare OpenAI-named file (no config): shapes give the config.
 TEST(clip_resnet_openai_bare_parity) {
     char mp[512], src[600], dir[] = "/tmp/zsmlc_rnXXXXXX", p[600];
@@ -158,7 +117,7 @@ TEST(clip_resnet_openai_bare_parity) {
     snprintf(src, sizeof src, "%s/open_clip_model.safetensors", mp);
     CHECK(mkdtemp(dir), "mkdtemp");
     snprintf(p, sizeof p, "%s/rn.safetensors", dir);
-    CHECK_OK(rewrite(src, p, NULL, NULL, NULL));
+    CHECK_OK(zt_st_rewrite(src, p, NULL, NULL, NULL));
     zs_clip *m;
     zs_clip_opts o = zs_clip_default_opts();
     o.plan_only = 1, o.text_heads = 5;
@@ -232,24 +191,24 @@ TEST(clip_resnet_load_errors) {
     snprintf(p, sizeof p, "%s/open_clip_model.safetensors", dir);
     snprintf(q, sizeof q, "%s/open_clip_config.json", dir);
     snprintf(bare, sizeof bare, "%s/bare.safetensors", dir);
-    CHECK_OK(copy_file(cfg, q));
+    CHECK_OK(zt_copy_file(cfg, q));
     int ok = 1;
-    CHECK_OK(rewrite(src, p, "visual.layer2.1.bn1.running_var", NULL, NULL));
+    CHECK_OK(zt_st_rewrite(src, p, "visual.layer2.1.bn1.running_var", NULL, NULL));
     ok &= load_fails_with(dir, NULL, "missing tensor visual.layer2.1.bn1.running_var (expected [16]");
-    CHECK_OK(rewrite(src, p, "visual.layer3.0.downsample.1.bias", NULL, NULL));
+    CHECK_OK(zt_st_rewrite(src, p, "visual.layer3.0.downsample.1.bias", NULL, NULL));
     ok &= load_fails_with(dir, NULL, "missing tensor visual.layer3.0.downsample.1.bias");
-    CHECK_OK(rewrite(src, p, NULL, "visual.attnpool.positional_embedding", NULL));
+    CHECK_OK(zt_st_rewrite(src, p, NULL, "visual.attnpool.positional_embedding", NULL));
     ok &= load_fails_with(dir, NULL, "tensor visual.attnpool.positional_embedding is F32 [7], expected a float tensor of shape [5, 256]");
-    CHECK_OK(rewrite(src, p, NULL, NULL, "visual.layer2.2.conv1.weight"));
+    CHECK_OK(zt_st_rewrite(src, p, NULL, NULL, "visual.layer2.2.conv1.weight"));
     ok &= load_fails_with(dir, NULL, "extra tensor visual.layer2.2.conv1.weight: not in this config's ModifiedResNet (layers [1, 2, 1, 1])");
-    CHECK_OK(rewrite(src, p, NULL, NULL, "visual.layer2.1.downsample.0.weight"));
+    CHECK_OK(zt_st_rewrite(src, p, NULL, NULL, "visual.layer2.1.downsample.0.weight"));
     ok &= load_fails_with(dir, NULL, "extra tensor visual.layer2.1.downsample.0.weight");
     // bare file: the shapes that give the config name themselves
     zs_clip_opts o = zs_clip_default_opts();
     o.text_heads = 5, o.vision_heads = 8;
-    CHECK_OK(rewrite(src, bare, NULL, "visual.attnpool.positional_embedding", NULL));
+    CHECK_OK(zt_st_rewrite(src, bare, NULL, "visual.attnpool.positional_embedding", NULL));
     ok &= load_fails_with(bare, &o, "tensor visual.attnpool.positional_embedding has 1 dims, expected 2");
-    CHECK_OK(rewrite(src, bare, "visual.layer4.0.bn3.running_var", NULL, NULL));
+    CHECK_OK(zt_st_rewrite(src, bare, "visual.layer4.0.bn3.running_var", NULL, NULL));
     ok &= load_fails_with(bare, &o, "missing tensor visual.layer4.0.bn3.running_var");
     remove(p), remove(q), remove(bare);
     rmdir(dir);

@@ -9,6 +9,7 @@
 #include "engine/backend.h"
 #include "models/sd_pipeline.h"
 #include "tests/sd_ref.h"
+#include "tests/files.h"
 #include "tests/test.h"
 
 typedef struct {
@@ -342,17 +343,6 @@ TEST(sd_prompt_to_image_single_files) {
 }
 
 // ---- variant folders: only diffusion_pytorch_model.fp16.safetensors / model.bf16.safetensors ----
-static int copy_file(const char *from, const char *to) {
-    FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
-    char buf[65536];
-    size_t n;
-    int ok = a && b;
-    while (ok && (n = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, n, b) == n;
-    if (a) fclose(a);
-    if (b && fclose(b)) ok = 0;
-    return ok ? 0 : -1;
-}
-
 // dst/<sub>/<stem>.<variant>.safetensors = src/<sub>/<stem>.safetensors stored in dtype dt.
 static zs_status write_variant(const char *src, const char *dst, const char *sub, const char *stem, const char *variant,
                                zs_dtype dt) {
@@ -393,7 +383,7 @@ static zs_status make_variant_folder(const char *src, char *dir, const char *var
     }
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(a, sizeof a, "%s/%s", src, files[i]), snprintf(b, sizeof b, "%s/%s", dir, files[i]);
-        if (copy_file(a, b)) return ZS_ERR(ZS_EIO, "copy %s", a);
+        ZS_TRY(zt_copy_file(a, b));
     }
     ZS_TRY(write_variant(src, dir, "unet", "diffusion_pytorch_model", variant, dt));
     ZS_TRY(write_variant(src, dir, "vae", "diffusion_pytorch_model", variant, dt));
