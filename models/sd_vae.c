@@ -147,6 +147,10 @@ typedef struct {
     zs_dtype dt;
     int64_t B, G;
     int64_t kept, grad;   // largest kept tensor (the chain gradients), largest block gradient scratch
+    // Inference (train = 0): the "kept" outputs are only read by the next block, so they take
+    // turns in two buffers of the largest one's size, placed once the layout is known.
+    int train, npp;
+    zs_tensor *pp[64];
 } lay;
 
 static zs_status act4(lay *l, zs_tensor *t, int64_t C, int64_t h, int64_t w, const char *name) {
@@ -155,7 +159,20 @@ static zs_status act4(lay *l, zs_tensor *t, int64_t C, int64_t h, int64_t w, con
 }
 static zs_status kept4(lay *l, zs_tensor *t, int64_t C, int64_t h, int64_t w, const char *name) {
     if (l->B * C * h * w > l->kept) l->kept = l->B * C * h * w;
-    return act4(l, t, C, h, w, name);
+    if (l->train) return act4(l, t, C, h, w, name);
+    if (l->npp == (int)(sizeof l->pp / sizeof l->pp[0])) return ZS_ERR(ZS_EINVAL, "sd vae: too many blocks");
+    *t = (zs_tensor){NULL, l->dt, l->ar->device, 4, {l->B, C, h, w}, name};
+    l->pp[l->npp++] = t;  // data set by place_pingpong
+    return ZS_OK;
+}
+
+// Inference: the kept outputs in chain order alternate between two buffers (a block reads the
+// previous one's output and writes the other).
+static zs_status place_pingpong(lay *l) {
+    zs_tensor buf[2];
+    for (int i = 0; i < 2; i++) ZS_TRY(zs_arena_tensor(l->ar, &buf[i], l->dt, 1, &l->kept, "vae.chain (inference)"));
+    for (int i = 0; i < l->npp; i++) l->pp[i]->data = buf[i % 2].data;
+    return ZS_OK;
 }
 static zs_status stats(lay *l, zs_tensor *t) {
     int64_t sh[2] = {l->B, l->G};
@@ -217,7 +234,7 @@ static zs_status layout_acts(zs_arena *ar, zs_sd_vae *v, int64_t B, int64_t h, i
     const zs_sd_vae_config *c = &v->cfg;
     zs_sd_vae_acts *a = &v->a;
     const zs_sd_vae_params *p = &v->p;
-    lay l = {ar, v->dtype, B, c->norm_num_groups, 0, 0};
+    lay l = {ar, v->dtype, B, c->norm_num_groups, 0, 0, train, 0, {0}};
     int n = c->levels, L = c->layers_per_block, cm = c->block_out_channels[n - 1], at = c->mid_block_add_attention;
     ZS_TRY(kept4(&l, &a->z, c->latent_channels, h, w, "vae.z"));
     ZS_TRY(kept4(&l, &a->pq, c->latent_channels, h, w, "vae.post_quant_conv"));
@@ -266,7 +283,7 @@ static zs_status layout_acts(zs_arena *ar, zs_sd_vae *v, int64_t B, int64_t h, i
 #undef SCRATCH
     zs_arena_reset(ar, top);
     a->scratch = top - mark;
-    return ZS_OK;
+    return train ? ZS_OK : place_pingpong(&l);
 }
 
 zs_status zs_sd_vae_setup(zs_sd_vae *v, int64_t B, int64_t h, int64_t w, int train) {

@@ -89,7 +89,8 @@ typedef struct {
 typedef struct {
     int64_t B, h, w;                     // latent size set up for
     int train;
-    // kept: the block outputs
+    // kept: the block outputs (train: each its own memory, read again by the backward;
+    // inference: they take turns in two buffers, as only the next block reads them)
     zs_tensor z;                         // latents / scaling_factor [B, z, h, w]
     zs_tensor pq, cin;                   // post_quant_conv [B, z, h, w], conv_in [B, C_last, h, w] outputs
     zs_vae_resnet_acts mid[2];           // .out kept, the rest in the scratch (.sc: n1's memory when cin >= cout)
@@ -142,7 +143,8 @@ zs_status zs_sd_vae_zero_grads(zs_sd_vae *v);
 zs_status zs_sd_vae_decode_bwd(zs_sd_vae *v, const zs_tensor *d_image, zs_tensor *d_latents);
 
 // Bytes held: parameters, gradients (0 before zs_sd_vae_grads), activations of the last setup
-// (kept outputs + scratch, train: + gradient buffers), and the scratch part of those.
+// (kept outputs (inference: two buffers) + scratch, train: + gradient buffers), and the
+// scratch part of those.
 typedef struct {
     size_t params, grads, acts, scratch;
 } zs_sd_vae_mem;

@@ -166,6 +166,7 @@ TEST(sd_vae_errors) {
 typedef struct {
     float *img, *dlat, *grads;  // grads: every parameter's gradient, concatenated in layout order
     int64_t ni, nl, ng;
+    size_t acts;                // activation arena bytes
 } outs;
 
 static void outs_free(outs *o) {
@@ -197,6 +198,7 @@ static zs_status run_on(zs_device dev, zs_dtype dt, const char *model, const zs_
     if (!s) s = zt_to_dev(&lat, hl, 4, e->shape, dev, dt);
     if (!s) s = zs_sd_vae_decode(&v, &lat);
     if (!s) s = zt_to_host(o->img, &v.a.image);
+    o->acts = zs_sd_vae_memory(&v).acts;
     if (!s && train) {
         s = zs_sd_vae_grads(&v);
         if (!s) s = zt_to_dev(&r, hr, 4, v.a.image.shape, dev, dt);
@@ -219,7 +221,8 @@ static zs_status run_on(zs_device dev, zs_dtype dt, const char *model, const zs_
     return s;
 }
 
-// Inference layout (train = 0, resnet intermediates dropped) decodes the same image; the
+// Inference layout (train = 0: no gradient buffers, block outputs in two turn-taking buffers)
+// decodes the same image with less than half the activation memory; the
 // helper's train run matches the reference (checks run_on itself, which the GPU test uses).
 TEST(sd_vae_inference_matches_train) {
     char refp[512];
@@ -236,11 +239,14 @@ TEST(sd_vae_inference_matches_train) {
     int same = !memcmp(inf.img, tr.img, sizeof(float) * (size_t)tr.ni);
     float *gl = zt_ref_read(ref, "vae.decode.grad.latents", tr.nl, 0, NULL);
     double e = gl ? zt_rel_err(tr.dlat, gl, tr.nl, 1e-6) : INFINITY;
+    size_t ai = inf.acts, at = tr.acts;
     free(gl);
     outs_free(&inf);
     outs_free(&tr);
     zs_st_close(ref);
     CHECK(same && e <= 1e-4, "inference image differs from the train layout's (%d) or d latents off (%.3g)", same, e);
+    // inference: block outputs take turns in two buffers instead of all being kept
+    CHECK(ai < at / 2, "inference activations %zu bytes, train %zu", ai, at);
     return ZT_PASS;
 }
 
