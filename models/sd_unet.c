@@ -27,7 +27,8 @@ typedef struct {
     zs_vae_pair *cp, *cg;        // conv_in / down / up conv; head: conv_out (norm: np / ng)
     zs_vae_pair *np, *ng;
     int64_t h, w;                // output size
-    zs_tensor o;                 // output [B, C, h, w] (kept; head: none, the caller's out)
+    zs_tensor o;                 // output [B, C, h, w] (kept; inference: non-skips share two buffers; head: none,
+                                 // the caller's out)
     // scratch (one shared region, re-made by the backward)
     zs_vae_resnet_acts r;        // resnet (r.x = cat for up resnets)
     zs_tensor cat, dcat, s0, s1; // cat [B, cin, h, w]; train: d cat, resnet gradient scratch
@@ -379,11 +380,25 @@ static zs_status layout_acts(zs_arena *ar, zs_sd_unet *m, int train, size_t *scr
     ZS_TRY(zs_arena_tensor(ar, &m->emb, dt, 2, be, "unet.time_proj"));
     zs_tensor *tt[4] = {&m->l1, &m->s1, &m->temb, &m->stemb};
     for (int i = 0; i < 4; i++) ZS_TRY(zs_arena_tensor(ar, tt[i], dt, 2, bt, "unet.temb"));
+    // Unit outputs. Inference: those that are no skip connection are read only by the next
+    // unit, so they take turns in two buffers of the largest one's size (skips keep their own).
+    int64_t mxt = 0;
     for (int i = 0; i < m->n_units; i++) {
         unit *u = &m->u[i];
         if (u->kind == U_HEAD) continue;
-        ZS_TRY(act4(ar, &u->o, dt, B, u->C, u->h, u->w, "unet.unit.out"));
+        if (train || u->slot >= 0) {
+            ZS_TRY(act4(ar, &u->o, dt, B, u->C, u->h, u->w, "unet.unit.out"));
+        } else {
+            u->o = (zs_tensor){NULL, dt, ar->device, 4, {B, u->C, u->h, u->w}, "unet.unit.out (inference)"};
+            if (zs_numel(&u->o) > mxt) mxt = zs_numel(&u->o);
+        }
         if (zs_numel(&u->o) > mx) mx = zs_numel(&u->o);
+    }
+    if (!train && mxt) {
+        zs_tensor turn[2];
+        for (int i = 0; i < 2; i++) ZS_TRY(zs_arena_tensor(ar, &turn[i], dt, 1, &mxt, "unet.unit.out (inference)"));
+        for (int i = 0, k = 0; i < m->n_units; i++)
+            if (m->u[i].kind != U_HEAD && m->u[i].slot < 0) m->u[i].o.data = turn[k++ % 2].data;
     }
     if (train) {
         for (int i = 0; i < 2; i++) ZS_TRY(zs_arena_tensor(ar, &m->g2[i], dt, 1, &mx, "unet.d.chain"));
