@@ -266,7 +266,7 @@ GPU_TEST(sd_grad_through_sampling_cuda) {
 // The whole pipeline from prompt strings (tokenizer, text encoder, CFG with the negative
 // prompt, sampler, UNet, VAE) against StableDiffusionPipeline (prompt.* references), for the
 // folder and for the single file with --config-dir's tokenizer.
-static zt_result prompt_case(const char *model, int single) {
+static zt_result prompt_case_on(const char *model, int single, zs_device dev, zs_dtype dt) {
     char rel[256], a[512], b[512];
     t2i_ref r;
     zs_sd_pipe *p = NULL;
@@ -275,7 +275,7 @@ static zt_result prompt_case(const char *model, int single) {
     snprintf(rel, sizeof rel, single ? "sd/%s.safetensors" : "sd/%s", model);
     zt_fixture_path(rel, a, sizeof a);
     if (single) snprintf(rel, sizeof rel, "sd/%s", model), o.config_dir = zt_fixture_path(rel, b, sizeof b);
-    if (!s) s = zs_sd_pipe_open(&p, a, &o, ZS_CPU, ZS_F32);
+    if (!s) s = zs_sd_pipe_open(&p, a, &o, dev, dt);
     const zs_st_entry *te = s ? NULL : zs_st_find(r.ref, "prompt.text"), *ne = s ? NULL : zs_st_find(r.ref, "prompt.negative_text");
     const zs_st_entry *ie = s ? NULL : zs_st_find(r.ref, "prompt.ids"), *nie = s ? NULL : zs_st_find(r.ref, "prompt.negative_ids");
     if (!s && !(te && ne && ie && nie)) s = ZS_ERR(ZS_EFORMAT, "prompt.* references missing");
@@ -320,8 +320,9 @@ static zt_result prompt_case(const char *model, int single) {
             const uint8_t *pr = pe->data;
             for (int64_t i = 0; i < ni; i++) worst = abs((int)pix[i] - (int)pr[i]) > worst ? abs((int)pix[i] - (int)pr[i]) : worst;
             double el = zt_rel_err(lat, lref, zs_numel(&p->vae.a.z), 1e-6);
-            printf("    %s%s prompt -> %s: latents %.2e, worst pixel difference %d\n", model, single ? " (single file)" : "",
-                   zs_sampler_name((zs_sampler)k), el, worst);
+            printf("    %s%s %s %s prompt -> %s: latents %.2e, worst pixel difference %d\n", model,
+                   single ? " (single file)" : "", zs_device_name(dev), zs_dtype_name(dt), zs_sampler_name((zs_sampler)k),
+                   el, worst);
             ok &= el < 1e-4 && worst <= 1;
         }
         free(tref), free(lref), free(lat), free(img), free(pix);
@@ -335,11 +336,18 @@ static zt_result prompt_case(const char *model, int single) {
     CHECK(ok, "%s: prompt -> image differs from diffusers (bounds: latents 1e-4, 1 pixel level)", model);
     return ZT_PASS;
 }
+static zt_result prompt_case(const char *model, int single) { return prompt_case_on(model, single, ZS_CPU, ZS_F32); }
 TEST(sd_prompt_to_image_sd1) { return prompt_case("sd1-tiny", 0); }
 TEST(sd_prompt_to_image_sd2) { return prompt_case("sd2-tiny", 0); }
 TEST(sd_prompt_to_image_single_files) {
     zt_result r = prompt_case("sd1-tiny", 1);
     return r == ZT_PASS ? prompt_case("sd2-tiny", 1) : r;
+}
+// The same on CUDA in F32 (the text encoder, sampler, UNet and VAE there), same bounds.
+GPU_TEST(sd_prompt_to_image_cuda_f32) {
+    CHECK_OK(zs_cuda_init(0));
+    zt_result r = prompt_case_on("sd1-tiny", 0, ZS_CUDA, ZS_F32);
+    return r == ZT_PASS ? prompt_case_on("sd2-tiny", 1, ZS_CUDA, ZS_F32) : r;
 }
 
 // ---- variant folders: only diffusion_pytorch_model.fp16.safetensors / model.bf16.safetensors ----
