@@ -323,5 +323,5 @@ zs_status zs_attention_bwd(zs_tensor *dq, zs_tensor *dk, zs_tensor *dv, const zs
 
 #ifndef ZS_HAVE_CUDA  // the CUDA paths' test hooks (attention.h) have nothing to steer here
 void zs_attention_wide_set_chunk(long long floats) { (void)floats; }
-void zs_attention_cuda_paths(int tc_fwd, int gemm_bwd) { (void)tc_fwd, (void)gemm_bwd; }
+void zs_attention_cuda_paths(int tc_fwd, int bwd) { (void)tc_fwd, (void)bwd; }
 #endif

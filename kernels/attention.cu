@@ -1,7 +1,7 @@
 // Fused multi-head attention on CUDA (formulas in attention.c), flash style: the [Lq, Lk]
 // scores are never stored; fp32 math on CUDA cores, inputs converted to fp32 as tiles enter
-// shared memory. F32 runs here; F16 / BF16 forwards run on tensor cores (attention_tc.cu) and
-// long backwards through cuBLAS (attention_wide.cu): see "Which path runs" below.
+// shared memory. F32 runs here; F16 / BF16 run on tensor cores (attention_tc.cu,
+// attention_tc_bwd.cu): see "Which path runs" below.
 //
 // Every kernel: 256 threads seen as a 16 x 16 grid (ty, tx); a BT x BT score tile gives each
 // thread the (BT/16) x (BT/16) entries (ty + 16 i, tx + 16 j); a BT x DM accumulator the
@@ -407,9 +407,16 @@ static zs_status attn_fwd(T *out, float *lse, const T *q, const T *k, const T *v
     return fwd_launch<T, 160, 64>(out, lse, q, k, v, d);
 }
 
+extern "C" zs_status zs_attention_tc_bwd_cuda(void *dq, void *dk, void *dv, const void *dout, const void *q,
+                                              const void *k, const void *v, const float *lse, const float *delta,
+                                              zs_dtype dt, int B, int H, int Lq, int Lk, int Dk, int Dv, float scale,
+                                              int causal);  // attention_tc_bwd.cu
+
+// tc: F16 / BF16 on tensor cores (attention_tc_bwd.cu) where the GPU's shared memory allows,
+// else the CUDA-core kernels.
 template <typename T>
 static zs_status attn_bwd(T *dq, T *dk, T *dv, const T *dout, const T *q, const T *k, const T *v, const T *out,
-                          const float *lse, const dims &d) {
+                          const float *lse, const dims &d, zs_dtype dt, int tc) {
     cudaStream_t s = zs_cuda_stream();
     long long rows = (long long)d.B * d.Lq * d.H;
     float *delta = NULL;
@@ -421,10 +428,15 @@ static zs_status attn_bwd(T *dq, T *dk, T *dv, const T *dout, const T *q, const 
         st = ZS_ERR(ZS_ECUDA, "attention_bwd: delta kernel: %s", cudaGetErrorString(e));
     } else {
         int D = d.Dk > d.Dv ? d.Dk : d.Dv;
-        if (D <= 64) st = bwd_launch<T, 64, 64>(dq, dk, dv, dout, q, k, v, lse, delta, d);
-        else if (D <= 96) st = bwd_launch<T, 96, 64>(dq, dk, dv, dout, q, k, v, lse, delta, d);
-        else if (D <= 128) st = bwd_launch<T, 128, 64>(dq, dk, dv, dout, q, k, v, lse, delta, d);
-        else st = bwd_launch<T, 160, 32>(dq, dk, dv, dout, q, k, v, lse, delta, d);
+        st = tc ? zs_attention_tc_bwd_cuda(dq, dk, dv, dout, q, k, v, lse, delta, dt, d.B, d.H, d.Lq, d.Lk, d.Dk, d.Dv,
+                                           d.scale, d.causal)
+                : ZS_EUNSUPPORTED;
+        if (st == ZS_EUNSUPPORTED) {  // CUDA cores: asked for, or the tier does not fit
+            if (D <= 64) st = bwd_launch<T, 64, 64>(dq, dk, dv, dout, q, k, v, lse, delta, d);
+            else if (D <= 96) st = bwd_launch<T, 96, 64>(dq, dk, dv, dout, q, k, v, lse, delta, d);
+            else if (D <= 128) st = bwd_launch<T, 128, 64>(dq, dk, dv, dout, q, k, v, lse, delta, d);
+            else st = bwd_launch<T, 160, 32>(dq, dk, dv, dout, q, k, v, lse, delta, d);
+        }
     }
     cudaError_t f = cudaFreeAsync(delta, s);
     if (st) return st;
@@ -463,32 +475,30 @@ extern "C" zs_status zs_attention_tc_fwd_cuda(void *out, float *lse, const void 
                                               int causal);  // attention_tc.cu
 
 // Which path runs (head dims past 160 always take the materialised-score path,
-// attention_wide.cu). F32: the fused CUDA-core kernels above. F16 / BF16: the forward on
-// tensor cores (attention_tc.cu); the backward through cuBLAS with materialised scores when
-// Lq * Lk >= 2^18, else the fused one. Why 2^18 (an estimate, not yet measured: the bench's
-// attn cases under ZS_ATTN=simt / tc will say): the fused backward runs on CUDA cores, and its
-// dk / dv kernel has only Lk / 64 blocks per head (2 for SD's 77-token cross-attention: 32
-// blocks on a 132-SM GPU), while the cuBLAS path costs ~6 launches per (batch, head), too many
-// for short sequences with many heads (CLIP's 77 or 257 tokens: under 2^18). The environment
-// overrides it (for benchmarks): ZS_ATTN=simt keeps F16 / BF16 on the fused kernels,
-// ZS_ATTN=tc takes the tensor-core forward and the cuBLAS backward at any size.
-static int g_tc_fwd = -1, g_gemm_bwd = -1;  // test hook: -1 as above, 0 never, 1 always
+// attention_wide.cu). F32: the fused CUDA-core kernels above. F16 / BF16: tensor cores, the
+// forward in attention_tc.cu and the backward in attention_tc_bwd.cu (either falls back to the
+// CUDA-core kernels where a head-dim tier needs more shared memory than the GPU has). The
+// environment overrides it (benchmarks; or a path that misbehaves on some GPU): ZS_ATTN=simt
+// keeps F16 / BF16 on the CUDA-core kernels, ZS_ATTN=gemm takes the tensor-core forward and
+// the cuBLAS backward with materialised scores (attention_wide.cu) at every size.
+enum { BWD_SIMT = 0, BWD_GEMM = 1, BWD_TC = 2 };
+static int g_tc_fwd = -1, g_bwd = -1;  // test hook: -1 as above; else forced (0 / 1, BWD_*)
 
-extern "C" void zs_attention_cuda_paths(int tc_fwd, int gemm_bwd) { g_tc_fwd = tc_fwd, g_gemm_bwd = gemm_bwd; }
+extern "C" void zs_attention_cuda_paths(int tc_fwd, int bwd) { g_tc_fwd = tc_fwd, g_bwd = bwd; }
 
-static int env_mode(void) {  // 0 auto, 1 simt, 2 tc
+static int env_mode(void) {  // 0 auto, 1 simt, 2 gemm
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("ZS_ATTN");
-        v = e && !strcmp(e, "simt") ? 1 : e && !strcmp(e, "tc") ? 2 : 0;
+        v = e && !strcmp(e, "simt") ? 1 : e && !strcmp(e, "gemm") ? 2 : 0;
     }
     return v;
 }
 static int use_tc_fwd(zs_dtype dt) { return dt != ZS_F32 && (g_tc_fwd >= 0 ? g_tc_fwd : env_mode() != 1); }
-static int use_gemm_bwd(zs_dtype dt, int64_t Lq, int64_t Lk) {
-    if (dt == ZS_F32) return 0;
-    if (g_gemm_bwd >= 0) return g_gemm_bwd;
-    return env_mode() == 2 || (env_mode() == 0 && Lq * Lk >= (1LL << 18));
+static int bwd_path(zs_dtype dt) {
+    if (dt == ZS_F32) return BWD_SIMT;
+    if (g_bwd >= 0) return g_bwd;
+    return env_mode() == 1 ? BWD_SIMT : env_mode() == 2 ? BWD_GEMM : BWD_TC;
 }
 
 extern "C" zs_status zs_attention_fwd_cuda(void *out, float *lse, const void *q, const void *k, const void *v,
@@ -512,11 +522,12 @@ extern "C" zs_status zs_attention_bwd_cuda(void *dq, void *dk, void *dv, const v
                                            const void *k, const void *v, const void *out, const float *lse,
                                            zs_dtype dt, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dk,
                                            int64_t Dv, float scale, int causal) {
-    if (Dk > ATTN_MAX_D || Dv > ATTN_MAX_D || use_gemm_bwd(dt, Lq, Lk))
+    const int path = bwd_path(dt);
+    if (Dk > ATTN_MAX_D || Dv > ATTN_MAX_D || path == BWD_GEMM)
         return zs_attention_wide_bwd_cuda(dq, dk, dv, dout, q, k, v, out, lse, dt, B, H, Lq, Lk, Dk, Dv, scale, causal);
     dims d = {0, 0, 0, 0, 0, 0, 0.f, 0};
     ZS_TRY(dims_of(&d, "attention_bwd", B, H, Lq, Lk, Dk, Dv, scale, causal));
     ZS_DISPATCH_DT("attention_bwd", dt,
                    attn_bwd<T_>((T_ *)dq, (T_ *)dk, (T_ *)dv, (const T_ *)dout, (const T_ *)q, (const T_ *)k,
-                                (const T_ *)v, (const T_ *)out, lse, d));
+                                (const T_ *)v, (const T_ *)out, lse, d, dt, path == BWD_TC));
 }

@@ -30,10 +30,10 @@ zs_status zs_attention_bwd(zs_tensor *dq, zs_tensor *dk, zs_tensor *dv, const zs
 // the wide-head path's score buffer in floats (attention_wide.cu; <= 0: the default 256 MiB),
 // so that small cases run in several chunks of query rows;
 void zs_attention_wide_set_chunk(long long floats);
-// force the F16 / BF16 paths (attention.cu): tc_fwd 1 / 0 = forward on tensor cores always /
-// never, gemm_bwd 1 / 0 = backward through cuBLAS with materialised scores always / never;
-// -1 restores the default (size rule, ZS_ATTN).
-void zs_attention_cuda_paths(int tc_fwd, int gemm_bwd);
+// force the F16 / BF16 paths (attention.cu): tc_fwd 1 / 0 = forward on tensor cores or not;
+// bwd 0 = CUDA-core kernels, 1 = cuBLAS with materialised scores, 2 = tensor cores; -1 (either)
+// restores the default (tensor cores; ZS_ATTN=simt / gemm in the environment).
+void zs_attention_cuda_paths(int tc_fwd, int bwd);
 
 #ifdef __cplusplus
 }

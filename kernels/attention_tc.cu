@@ -1,7 +1,7 @@
 // Attention forward on tensor cores (F16 / BF16, fp32 accumulation and softmax), flash style:
 // the [Lq, Lk] scores are never stored. Same semantics as attention.c / attention.cu (lse of
 // the scaled scores; causal: query i sees keys j <= i + Lk - Lq; a row that sees no key gives
-// out 0 and lse -inf). The backward stays with attention.cu / attention_wide.cu.
+// out 0 and lse -inf). The backward: attention_tc_bwd.cu.
 //
 // Block: 4 warps, 64 query rows (16 per warp), grid (Lq / 64, H, B). Key / value tiles of 64
 // rows stream through shared memory. Per warp and tile (WMMA 16x16x16 fragments):
@@ -9,51 +9,24 @@
 //   -> P (dtype, to shared); O (fp32, in shared: WMMA's register layout is opaque, so the
 //   per-row rescale by exp(m_old - m_new) happens there) += P V.
 // Head dims are zero-padded to DP, a multiple of 16 up to 160. Deterministic (no atomics).
-#include <mma.h>
-#include "cuda_ops.cuh"
-
-using namespace nvcuda;
+#include "attention_tc.cuh"
 
 namespace {
-
-constexpr int TC_WARPS = 4, TC_THREADS = 32 * TC_WARPS, TC_BQ = 16 * TC_WARPS, TC_BK = 64;
 
 template <int DP> struct TcCfg {
     static constexpr int LDH = DP + 8;     // 16-bit Q / K / V tile rows (16-byte multiple)
     static constexpr int LDS = TC_BK + 4;  // fp32 score rows
     static constexpr int LDP = TC_BK + 8;  // 16-bit P rows
     static constexpr int LDO = DP + 4;     // fp32 output rows
-    static constexpr size_t al(size_t b) { return (b + 127) & ~(size_t)127; }
     static constexpr size_t q_off = 0;
-    static constexpr size_t k_off = q_off + al((size_t)TC_BQ * LDH * 2);
-    static constexpr size_t v_off = k_off + al((size_t)TC_BK * LDH * 2);
-    static constexpr size_t s_off = v_off + al((size_t)TC_BK * LDH * 2);
-    static constexpr size_t p_off = s_off + al((size_t)TC_BQ * LDS * 4);
-    static constexpr size_t o_off = p_off + al((size_t)TC_BQ * LDP * 2);
-    static constexpr size_t r_off = o_off + al((size_t)TC_BQ * LDO * 4);
-    static constexpr size_t smem = r_off + al((size_t)TC_BQ * 3 * 4);  // m, l, alpha per row
+    static constexpr size_t k_off = q_off + tc_al((size_t)TC_BQ * LDH * 2);
+    static constexpr size_t v_off = k_off + tc_al((size_t)TC_BK * LDH * 2);
+    static constexpr size_t s_off = v_off + tc_al((size_t)TC_BK * LDH * 2);
+    static constexpr size_t p_off = s_off + tc_al((size_t)TC_BQ * LDS * 4);
+    static constexpr size_t o_off = p_off + tc_al((size_t)TC_BQ * LDP * 2);
+    static constexpr size_t r_off = o_off + tc_al((size_t)TC_BQ * LDO * 4);
+    static constexpr size_t smem = r_off + tc_al((size_t)TC_BQ * 3 * 4);  // m, l, alpha per row
 };
-
-// Rows [r0, r0 + R) of one head's slice g (row stride ldg, D valid columns) into shared s
-// (row stride lds, DP columns); rows >= L and columns >= D are zero. vec: D, ldg multiples of 8
-// and g 16-byte aligned, so whole 16-byte chunks are either inside or outside [0, D).
-template <typename T, int R, int DP>
-__device__ __forceinline__ void tile_in(T *s, int lds, const T *g, long long ldg, int r0, int L, int D, int vec) {
-    if (vec) {
-        constexpr int CV = DP / 8;
-        for (int x = threadIdx.x; x < R * CV; x += TC_THREADS) {
-            int r = x / CV, c = (x - r * CV) * 8;
-            uint4 val = make_uint4(0u, 0u, 0u, 0u);
-            if (r0 + r < L && c < D) val = *reinterpret_cast<const uint4 *>(g + (long long)(r0 + r) * ldg + c);
-            *reinterpret_cast<uint4 *>(s + r * lds + c) = val;
-        }
-    } else {
-        for (int x = threadIdx.x; x < R * DP; x += TC_THREADS) {
-            int r = x / DP, c = x - r * DP;
-            s[r * lds + c] = (r0 + r < L && c < D) ? g[(long long)(r0 + r) * ldg + c] : from_f<T>(0.f);
-        }
-    }
-}
 
 template <typename T, int DP>
 __global__ void __launch_bounds__(TC_THREADS)
@@ -172,16 +145,10 @@ template <typename T, int DP> zs_status tc_launch(T *out, float *lse, const T *q
                                                  int Lq, int Lk, int Dk, int Dv, float scale, int causal) {
     typedef TcCfg<DP> C;
     auto f = attn_tc_fwd_kernel<T, DP>;
-    int dev = 0, maxb = 0;
-    ZS_CUDA_TRY(cudaGetDevice(&dev));
-    ZS_CUDA_TRY(cudaDeviceGetAttribute(&maxb, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    if (C::smem > (size_t)maxb)
-        return ZS_ERR(ZS_EUNSUPPORTED, "attention_fwd on tensor cores: head dim %d needs %zu bytes of shared memory, "
-                      "the device allows %d", DP, C::smem, maxb);
-    ZS_CUDA_TRY(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::smem));
-    const int vec = Dk % 8 == 0 && Dv % 8 == 0 && ((uintptr_t)q | (uintptr_t)k | (uintptr_t)v) % 16 == 0;
+    ZS_TRY(tc_smem_optin((const void *)f, C::smem, "attention_fwd", DP));
     dim3 grid(zs_blocks(Lq, TC_BQ), (unsigned)H, (unsigned)B);
-    f<<<grid, TC_THREADS, C::smem, zs_cuda_stream()>>>(out, lse, q, k, v, H, Lq, Lk, Dk, Dv, scale, causal, vec);
+    f<<<grid, TC_THREADS, C::smem, zs_cuda_stream()>>>(out, lse, q, k, v, H, Lq, Lk, Dk, Dv, scale, causal,
+                                                       tc_vec(Dk, Dv, q, k, v, NULL));
     ZS_CUDA_LAUNCHED();
     return ZS_OK;
 }
@@ -189,11 +156,9 @@ template <typename T, int DP> zs_status tc_launch(T *out, float *lse, const T *q
 template <typename T> zs_status tc_fwd(T *out, float *lse, const T *q, const T *k, const T *v, int B, int H, int Lq,
                                        int Lk, int Dk, int Dv, float scale, int causal) {
     const int D = Dk > Dv ? Dk : Dv;
-#define ZS_TC_TIER(DP) \
-    if (D <= DP) return tc_launch<T, DP>(out, lse, q, k, v, B, H, Lq, Lk, Dk, Dv, scale, causal);
-    ZS_TC_TIER(16) ZS_TC_TIER(32) ZS_TC_TIER(48) ZS_TC_TIER(64) ZS_TC_TIER(80)
-    ZS_TC_TIER(96) ZS_TC_TIER(128) ZS_TC_TIER(160)
-#undef ZS_TC_TIER
+#define ZS_TC_FWD(DP) return tc_launch<T, DP>(out, lse, q, k, v, B, H, Lq, Lk, Dk, Dv, scale, causal);
+    ZS_TC_TIERS(D, ZS_TC_FWD);
+#undef ZS_TC_FWD
     return ZS_ERR(ZS_EUNSUPPORTED, "attention_fwd on tensor cores: head dim %d > 160", D);
 }
 

@@ -52,8 +52,8 @@ timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite ops --device "${BENCH_
 echo "bench rc=${PIPESTATUS[0]}"
 fi
 if want attn; then
-echo "== bench (attention paths: default, ZS_ATTN=simt (CUDA cores), ZS_ATTN=tc (tensor cores / cuBLAS at any size))"
-for m in auto simt tc; do
+echo "== bench (attention paths: default (tensor cores), ZS_ATTN=simt (CUDA cores), ZS_ATTN=gemm (cuBLAS backward))"
+for m in auto simt gemm; do
     echo "-- ZS_ATTN=$m"
     ZS_ATTN=$m timeout "${BENCH_TIMEOUT:-180}" build/zsmlc_bench --suite ops --device cuda --filter attn \
         --out "$OUT/bench_attn_$m.jsonl" | tee "$OUT/bench_attn_$m.txt"
