@@ -25,11 +25,11 @@ template <int DP> struct TcBwdCfg {
     static constexpr size_t s_off = t_off + 4 * tile;                  // per warp [16][LDS]: S
     static constexpr size_t dp_off = s_off + tc_al((size_t)64 * LDS * 4);   // per warp: dP, then dS
     static constexpr size_t p_off = dp_off + tc_al((size_t)64 * LDS * 4);   // per warp [16][LDP]: P / dS (dtype)
-    static constexpr size_t a1_off = p_off + tc_al((size_t)64 * LDP * 2);   // per warp [16][LDO]: dK (or dQ)
-    static constexpr size_t a2_off = a1_off + tc_al((size_t)64 * LDO * 4);  // per warp: dV
-    static constexpr size_t r_off = a2_off + tc_al((size_t)64 * LDO * 4);   // lse[64], delta[64]
-    static constexpr size_t smem_dkdv = r_off + tc_al(128 * 4);
-    static constexpr size_t smem_dq = smem_dkdv;  // same carve-up; a2 unused
+    static constexpr size_t r_off = p_off + tc_al((size_t)64 * LDP * 2);    // lse[64], delta[64]
+    static constexpr size_t a1_off = r_off + tc_al(128 * 4);                 // per warp [16][LDO]: dK (or dQ)
+    static constexpr size_t a2_off = a1_off + tc_al((size_t)64 * LDO * 4);  // per warp: dV (dkdv only)
+    static constexpr size_t smem_dq = a2_off;
+    static constexpr size_t smem_dkdv = a2_off + tc_al((size_t)64 * LDO * 4);
 };
 
 // acc (16 x 64, fp32, row stride LDS) = A B^T: A = the warp's 16 rows of tile a, B = the 64 rows
