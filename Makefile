@@ -100,7 +100,7 @@ LIB_OBJ := $(call OBJ,$(LIB_C)) $(patsubst %.cu,$(BUILD)/%.cu.o,$(LIB_CU))
 FLAGS_HASH := $(shell echo '$(CC) $(CPPFLAGS) $(CFLAGS) $(NVCC) $(NVFLAGS)' | md5sum | cut -c1-8)
 STAMP   := $(BUILD)/.config-cuda$(CUDA)-san$(SAN)-native$(NATIVE)-$(FLAGS_HASH)
 
-.PHONY: all deps test test-cuda bench fuzz fuzz-build fixtures selfcheck clean help
+.PHONY: all deps test test-cuda cuda-emu bench fuzz fuzz-build fixtures selfcheck clean help
 all: $(BUILD)/zsmlc
 
 $(STAMP):
@@ -148,6 +148,10 @@ test:
 
 test-cuda: $(BUILD)/zsmlc_tests
 	$(BUILD)/zsmlc_tests --require-gpu
+
+# The tensor-core attention kernels emulated on the CPU (no GPU needed; also part of `make test`).
+cuda-emu:
+	bash tools/cuda_emu/run.sh
 
 bench: $(BUILD)/zsmlc_bench
 	$(BUILD)/zsmlc_bench --suite ops --out $(BUILD)/bench.jsonl

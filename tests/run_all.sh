@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: installs missing packages, builds and runs the suite twice (plain build with
-# CUDA where nvcc exists; ASan+UBSan host build), and sums the results into one closing line.
+# CUDA where nvcc exists; ASan+UBSan host build), runs the CPU emulation of the tensor-core
+# CUDA kernels (tools/cuda_emu, counted as one test), and sums the results into one closing line.
 set -u
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
@@ -25,5 +26,9 @@ run() {  # run LABEL BUILD_DIR MAKE_ARGS...
 }
 run "plain build" build CUDA="$CUDA"
 run "sanitizer build (ASan+UBSan)" build-san CUDA=0 SAN=1 NATIVE=0
+# The tensor-core attention kernels' own CUDA source, run on the CPU under an emulation of
+# WMMA, barriers and shuffles with race / bounds checks (tools/cuda_emu): one test.
+echo "== CUDA kernel emulation (tools/cuda_emu)"
+if bash tools/cuda_emu/run.sh; then total_p=$((total_p + 1)); else total_f=$((total_f + 1)); status=1; fi
 echo "${total_p} passed, ${total_f} failed, ${total_s} skipped"
 exit $status
