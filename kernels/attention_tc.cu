@@ -13,11 +13,8 @@
 
 namespace {
 
-template <int DP> struct TcCfg {
-    static constexpr int LDH = DP + 8;     // 16-bit Q / K / V tile rows (16-byte multiple)
-    static constexpr int LDS = TC_BK + 4;  // fp32 score rows
-    static constexpr int LDP = TC_BK + 8;  // 16-bit P rows
-    static constexpr int LDO = DP + 4;     // fp32 output rows
+template <int DP> struct TcCfg : TcLd<DP> {
+    using TcLd<DP>::LDH, TcLd<DP>::LDS, TcLd<DP>::LDP, TcLd<DP>::LDO;
     static constexpr size_t q_off = 0;
     static constexpr size_t k_off = q_off + tc_al((size_t)TC_BQ * LDH * 2);
     static constexpr size_t v_off = k_off + tc_al((size_t)TC_BK * LDH * 2);
@@ -111,21 +108,7 @@ __global__ void __launch_bounds__(TC_THREADS)
         __syncwarp();
         for (int i = lane; i < 16 * DP; i += 32) Ow[(i / DP) * C::LDO + i % DP] *= aw[i / DP];
         __syncwarp();
-        frag_a pf[TC_BK / 16];
-#pragma unroll
-        for (int kk = 0; kk < TC_BK / 16; kk++) wmma::load_matrix_sync(pf[kk], Pw + kk * 16, C::LDP);
-#pragma unroll
-        for (int n = 0; n < DP / 16; n++) {  // O[:, 16 n : 16 n + 16] += P V[:, 16 n : 16 n + 16]
-            frag_acc of;
-            wmma::load_matrix_sync(of, Ow + n * 16, C::LDO, wmma::mem_row_major);
-#pragma unroll
-            for (int kk = 0; kk < TC_BK / 16; kk++) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
-                wmma::load_matrix_sync(vf, Vs + kk * 16 * C::LDH + n * 16, C::LDH);
-                wmma::mma_sync(of, pf[kk], vf, of);
-            }
-            wmma::store_matrix_sync(Ow + n * 16, of, C::LDO, wmma::mem_row_major);
-        }
+        mm_acc_px<T, DP>(Ow, Pw, Vs);  // O += P V
         __syncwarp();
     }
     __syncwarp();

@@ -1,5 +1,6 @@
 // Shared by the tensor-core attention kernels (attention_tc.cu forward, attention_tc_bwd.cu
-// backward): block shape, the tile loader, the shared-memory opt-in.
+// backward): block shape, tile strides, the tile loader, the P X product, the shared-memory
+// opt-in.
 #ifndef ZS_ATTENTION_TC_CUH
 #define ZS_ATTENTION_TC_CUH
 #include <mma.h>
@@ -14,6 +15,16 @@ using namespace nvcuda;
 constexpr int TC_WARPS = 4, TC_THREADS = 32 * TC_WARPS, TC_BQ = 16 * TC_WARPS, TC_BK = 64;
 
 constexpr size_t tc_al(size_t b) { return (b + 127) & ~(size_t)127; }  // 128-byte aligned regions
+
+// Row strides (elements) of the shared-memory tiles, padded against bank conflicts and kept at
+// WMMA's ldm multiples (8 for 16-bit, 4 for fp32).
+template <int DP> struct TcLd {
+    static constexpr int LDH = DP + 8;     // 16-bit Q / K / V / dO tiles [64][DP]
+    static constexpr int LDS = TC_BK + 4;  // fp32 rows of 64 scores
+    static constexpr int LDP = TC_BK + 8;  // 16-bit rows of 64 (P, dS)
+    static constexpr int LDO = DP + 4;     // fp32 sums [16][DP] (O, dQ, dK, dV)
+};
+
 
 // Rows [r0, r0 + R) of one head's slice g (row stride ldg, D valid columns) into shared s
 // (row stride lds, DP columns); rows >= L and columns >= D are zero. vec: D, ldg multiples of 8
@@ -33,6 +44,28 @@ __device__ __forceinline__ void tile_in(T *s, int lds, const T *g, long long ldg
             int r = x / DP, c = x - r * DP;
             s[r * lds + c] = (r0 + r < L && c < D) ? g[(long long)(r0 + r) * ldg + c] : from_f<T>(0.f);
         }
+    }
+}
+
+// sum (16 x DP, fp32, row stride LDO) += P X: P = 16 x 64 in the dtype (row stride LDP), X = a
+// [64][LDH] tile.
+template <typename T, int DP>
+__device__ __forceinline__ void mm_acc_px(float *sum, const T *p, const T *x) {
+    typedef TcLd<DP> C;
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fp[TC_BK / 16];
+#pragma unroll
+    for (int kk = 0; kk < TC_BK / 16; kk++) wmma::load_matrix_sync(fp[kk], p + kk * 16, C::LDP);
+#pragma unroll
+    for (int n = 0; n < DP / 16; n++) {
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> f;
+        wmma::load_matrix_sync(f, sum + n * 16, C::LDO, wmma::mem_row_major);
+#pragma unroll
+        for (int kk = 0; kk < TC_BK / 16; kk++) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fx;
+            wmma::load_matrix_sync(fx, x + kk * 16 * C::LDH + n * 16, C::LDH);
+            wmma::mma_sync(f, fp[kk], fx, f);
+        }
+        wmma::store_matrix_sync(sum + n * 16, f, C::LDO, wmma::mem_row_major);
     }
 }
 

@@ -15,11 +15,8 @@
 
 namespace {
 
-template <int DP> struct TcBwdCfg {
-    static constexpr int LDH = DP + 8;     // 16-bit tile rows
-    static constexpr int LDS = TC_BK + 4;  // fp32 rows of 64 scores
-    static constexpr int LDP = TC_BK + 8;  // 16-bit rows of 64 (P, then dS)
-    static constexpr int LDO = DP + 4;     // fp32 gradient sums
+template <int DP> struct TcBwdCfg : TcLd<DP> {
+    using TcLd<DP>::LDH, TcLd<DP>::LDS, TcLd<DP>::LDP, TcLd<DP>::LDO;
     static constexpr size_t tile = tc_al((size_t)64 * LDH * 2);
     static constexpr size_t t_off = 0;                                 // 4 tiles of 64 rows
     static constexpr size_t s_off = t_off + 4 * tile;                  // per warp [16][LDS]: S
@@ -53,25 +50,12 @@ __device__ __forceinline__ void mm_abt(float *acc, const T *a, const T *b) {
     }
 }
 
-// sum (16 x DP, fp32, row stride LDO) += P X: P = 16 x 64 in the dtype (row stride LDP), X = a
-// [64][LDH] tile.
-template <typename T, int DP>
-__device__ __forceinline__ void mm_acc_px(float *sum, const T *p, const T *x) {
-    typedef TcBwdCfg<DP> C;
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fp[TC_BK / 16];
-#pragma unroll
-    for (int kk = 0; kk < TC_BK / 16; kk++) wmma::load_matrix_sync(fp[kk], p + kk * 16, C::LDP);
-#pragma unroll
-    for (int n = 0; n < DP / 16; n++) {
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> f;
-        wmma::load_matrix_sync(f, sum + n * 16, C::LDO, wmma::mem_row_major);
-#pragma unroll
-        for (int kk = 0; kk < TC_BK / 16; kk++) {
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fx;
-            wmma::load_matrix_sync(fx, x + kk * 16 * C::LDH + n * 16, C::LDH);
-            wmma::mma_sync(f, fp[kk], fx, f);
-        }
-        wmma::store_matrix_sync(sum + n * 16, f, C::LDO, wmma::mem_row_major);
+// ls / ds [64] = lse / delta of query rows q0.. (0 past Lq, where P is masked anyway).
+__device__ __forceinline__ void rows_in(float *ls, float *ds, const float *lh, const float *dh, int q0, int Lq) {
+    if (threadIdx.x < TC_BQ) {
+        const int i = q0 + threadIdx.x;
+        ls[threadIdx.x] = i < Lq ? lh[i] : 0.f;
+        ds[threadIdx.x] = i < Lq ? dh[i] : 0.f;
     }
 }
 
@@ -124,11 +108,7 @@ __global__ void __launch_bounds__(TC_THREADS)
         __syncthreads();  // every warp is done with the previous query tile
         tile_in<T, TC_BQ, DP>(Qs, C::LDH, qh, ldq, q0, Lq, Dk, vec);
         tile_in<T, TC_BQ, DP>(dOs, C::LDH, doh, ldv, q0, Lq, Dv, vec);
-        if (threadIdx.x < TC_BQ) {
-            const int i = q0 + threadIdx.x;
-            ls[threadIdx.x] = i < Lq ? lh[i] : 0.f;
-            ds[threadIdx.x] = i < Lq ? dh[i] : 0.f;
-        }
+        rows_in(ls, ds, lh, dh, q0, Lq);
         __syncthreads();
         mm_abt<T, DP>(Sw, Ks + warp * 16 * C::LDH, Qs);    // S^T [16 keys, 64 queries]
         mm_abt<T, DP>(dPw, Vs + warp * 16 * C::LDH, dOs);  // dP^T
@@ -192,11 +172,7 @@ __global__ void __launch_bounds__(TC_THREADS)
 
     tile_in<T, TC_BQ, DP>(Qs, C::LDH, qh, ldq, q0, Lq, Dk, vec);
     tile_in<T, TC_BQ, DP>(dOs, C::LDH, doh, ldv, q0, Lq, Dv, vec);
-    if (threadIdx.x < TC_BQ) {
-        const int i = q0 + threadIdx.x;
-        ls[threadIdx.x] = i < Lq ? lh[i] : 0.f;
-        ds[threadIdx.x] = i < Lq ? dh[i] : 0.f;
-    }
+    rows_in(ls, ds, lh, dh, q0, Lq);
     for (int i = lane; i < 16 * C::LDO; i += 32) dQw[i] = 0.f;
     const int r = lane >> 1, half = lane & 1, i = q0 + warp * 16 + r;  // this lane's query row
     const int lim = causal ? i + off : Lk - 1, c0 = (r >> 3) + 2 * half;
