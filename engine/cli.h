@@ -3,6 +3,7 @@
 #ifndef ZS_CLI_H
 #define ZS_CLI_H
 #include "engine/status.h"
+#include "engine/tensor.h"
 #define ZSMLC_VERSION "0.1.0"
 
 int zs_cmd_inspect(int argc, char **argv);
@@ -15,4 +16,9 @@ int zs_cmd_txt2img(int argc, char **argv);     // engine/cli_sd.c
 
 // Prints "zsmlc CMD: <status name>: <message>" to stderr and returns 1.
 int zs_cli_fail(const char *cmd, int status);
+// --device / --dtype (either may be NULL: CPU; F32 on the CPU, cuda_default on CUDA) into dev,
+// index, dt. NULL when fine, else what is wrong (a usage error): an unknown device or dtype
+// (f32 | bf16 | f16), or bf16 / f16 on the CPU (which computes in F32 only).
+const char *zs_cli_device_dtype(const char *device, const char *dtype, zs_dtype cuda_default, zs_device *dev,
+                                int *index, zs_dtype *dt);
 #endif

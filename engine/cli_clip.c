@@ -342,22 +342,10 @@ static int parse(const char *cmd, int argc, char **argv, cli_opts *o, const char
 static int setup_run(const char *cmd, const cli_opts *o, clip_run *r) {
     memset(r, 0, sizeof *r);
     r->cmd = cmd, r->model = o->model, r->tokenizer = o->tokenizer;
-    r->dev = ZS_CPU, r->dt = ZS_F32;
     r->batch = o->batch ? o->batch : 16;
-    if (o->device && zs_device_parse(o->device, &r->dev, &r->dev_index)) {
-        fprintf(stderr, "zsmlc %s: %s\n", cmd, zs_errmsg());
-        return 2;
-    }
-    if (o->dtype) {
-        if (!strcmp(o->dtype, "f32")) r->dt = ZS_F32;
-        else if (!strcmp(o->dtype, "bf16")) r->dt = ZS_BF16;
-        else if (!strcmp(o->dtype, "f16")) r->dt = ZS_F16;
-        else {
-            fprintf(stderr, "zsmlc %s: --dtype must be f32, bf16 or f16, not '%s'\n", cmd, o->dtype);
-            return 2;
-        }
-    }
-    return 0;
+    const char *why = zs_cli_device_dtype(o->device, o->dtype, ZS_F32, &r->dev, &r->dev_index, &r->dt);
+    if (why) fprintf(stderr, "zsmlc %s: %s\n", cmd, why);
+    return why ? 2 : 0;
 }
 
 static char *json_array(const strvec *v) {

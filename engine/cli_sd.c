@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include "engine/backend.h"
 #include "engine/cli.h"
@@ -142,18 +141,11 @@ int zs_cmd_txt2img(int argc, char **argv) {
     t2i_opts o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc;
-    zs_device dev = ZS_CPU;
-    int dev_index = 0;
-    if (o.device && zs_device_parse(o.device, &dev, &dev_index)) return usage_err(zs_errmsg(), NULL);
-    zs_dtype dt = dev == ZS_CUDA ? ZS_BF16 : ZS_F32;
-    if (o.dtype) {
-        if (!strcasecmp(o.dtype, "f32")) dt = ZS_F32;
-        else if (!strcasecmp(o.dtype, "bf16")) dt = ZS_BF16;
-        else if (!strcasecmp(o.dtype, "f16")) dt = ZS_F16;
-        else return usage_err("--dtype wants f32, bf16 or f16, got", o.dtype);
-    }
-    if (dev == ZS_CPU && dt != ZS_F32)  // say so now, not after loading the model
-        return usage_err("--dtype bf16 / f16 need --device cuda (the CPU computes in f32), got", o.dtype);
+    zs_device dev;
+    zs_dtype dt;
+    int dev_index;
+    const char *why = zs_cli_device_dtype(o.device, o.dtype, ZS_BF16, &dev, &dev_index, &dt);
+    if (why) return usage_err(why, NULL);
     if (dev == ZS_CUDA) {
         zs_status cs = zs_cuda_init(dev_index);
         if (cs) return zs_cli_fail(cmd, cs);

@@ -2,6 +2,7 @@
 // bench) call into it.
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include "engine/backend.h"
 #include "engine/cli.h"
 
@@ -25,6 +26,27 @@ static void usage(FILE *f) {
 int zs_cli_fail(const char *cmd, int status) {
     fprintf(stderr, "zsmlc %s: %s: %s\n", cmd, zs_status_name((zs_status)status), zs_errmsg());
     return 1;
+}
+
+const char *zs_cli_device_dtype(const char *device, const char *dtype, zs_dtype cuda_default, zs_device *dev,
+                                int *index, zs_dtype *dt) {
+    static char why[512];
+    *dev = ZS_CPU, *index = 0;
+    if (device && zs_device_parse(device, dev, index)) return zs_errmsg();
+    *dt = *dev == ZS_CUDA ? cuda_default : ZS_F32;
+    if (!dtype) return NULL;
+    if (!strcasecmp(dtype, "f32")) *dt = ZS_F32;
+    else if (!strcasecmp(dtype, "bf16")) *dt = ZS_BF16;
+    else if (!strcasecmp(dtype, "f16")) *dt = ZS_F16;
+    else {
+        snprintf(why, sizeof why, "--dtype wants f32, bf16 or f16, got '%s'", dtype);
+        return why;
+    }
+    if (*dev == ZS_CPU && *dt != ZS_F32) {  // say so now, not after loading the model
+        snprintf(why, sizeof why, "--dtype bf16 / f16 need --device cuda (the CPU computes in f32), got '%s'", dtype);
+        return why;
+    }
+    return NULL;
 }
 
 int main(int argc, char **argv) {
