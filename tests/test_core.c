@@ -85,6 +85,28 @@ TEST(core_rng_streams) {
     return ZT_PASS;
 }
 
+// The host fill draws 4 elements per Philox call: every start and length gives the elements of
+// the one-at-a-time definition (zs_philox_normal, which the CUDA kernel uses), bit for bit.
+TEST(core_rng_normal_blocked_fill) {
+    enum { N = 70001 };
+    static float x[N + 8];
+    const uint64_t offs[] = {0, 1, 2, 3, 5, 4094, 0xFFFFFFFFull};
+    const int64_t lens[] = {1, 2, 3, 7, 1000, N};
+    for (size_t o = 0; o < sizeof offs / sizeof *offs; o++)
+        for (size_t l = 0; l < sizeof lens / sizeof *lens; l++) {
+            int64_t n = lens[l];
+            x[n] = 12345.f;  // the fill writes nothing past its end
+            zs_rng_normal_host(x, n, 77, offs[o]);
+            CHECK(x[n] == 12345.f, "offset %llu length %lld: wrote past the end", (unsigned long long)offs[o], (long long)n);
+            for (int64_t i = 0; i < n; i++) {
+                float want = zs_philox_normal(77, offs[o] + (uint64_t)i);
+                CHECK(memcmp(&x[i], &want, 4) == 0, "offset %llu length %lld element %lld: %.9g, want %.9g",
+                      (unsigned long long)offs[o], (long long)n, (long long)i, x[i], want);
+            }
+        }
+    return ZT_PASS;
+}
+
 GPU_TEST(cuda_rng_matches_host) {
     enum { N = 100003 };
     static float h[N], g[N];
