@@ -24,6 +24,10 @@ zs_status zs_conv2d_fwd(zs_tensor *y, const zs_tensor *x, const zs_tensor *w, co
 zs_status zs_conv2d_bwd(zs_tensor *dx, zs_tensor *dw, zs_tensor *db, const zs_tensor *dy, const zs_tensor *x,
                         const zs_tensor *w, const zs_conv2d_params *p);
 
+// How many CUDA backward geometries had no deterministic cuDNN algorithm and took a
+// non-deterministic one (their gradients may differ in the last bits run to run); 0 on the CPU.
+int zs_conv2d_cuda_nondeterministic_plans(void);
+
 // Batch norm, inference form: y = (x - mean[c]) / sqrt(var[c] + eps) * g[c] + b[c], x / y
 // [N, C, H, W] (or [N, C]); mean, var, g, b [C] (g and b in the activation dtype, mean / var F32).
 zs_status zs_batchnorm_fwd(zs_tensor *y, const zs_tensor *x, const zs_tensor *g, const zs_tensor *b,

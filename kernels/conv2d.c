@@ -224,6 +224,10 @@ static zs_status cuda_dims(const char *op, const zs_conv_geom *g) {  // cuDNN's 
 }
 #endif
 
+#ifndef ZS_HAVE_CUDA
+int zs_conv2d_cuda_nondeterministic_plans(void) { return 0; }
+#endif
+
 zs_status zs_conv2d_fwd(zs_tensor *y, const zs_tensor *x, const zs_tensor *w, const zs_tensor *b,
                         const zs_conv2d_params *p) {
     zs_opctx c;

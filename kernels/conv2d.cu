@@ -8,13 +8,14 @@
 //   engine stream.
 // - Algorithms: cudnnGetConvolution*Algorithm_v7 heuristics (no benchmarking), the first
 //   candidate that succeeds, fits CONV_WS_CAP of workspace and, for the backward passes, is
-//   deterministic (bitwise reproducible gradients).
+//   deterministic (bitwise reproducible gradients) where cuDNN offers one (counted otherwise).
 // - Math: compute type fp32 everywhere. F32 runs with CUDNN_FMA_MATH (no TF32: matches the
 //   CPU at ~1e-5); BF16 / F16 with the candidate's math type (tensor cores where offered).
 // - Workspace: cudaMallocAsync on the engine stream, freed (stream-ordered) after the call.
 // - Bias: y is filled with b first and the convolution adds with beta = 1 (one rounding);
 //   the backward passes accumulate with beta = 1 into dx and dw.
 #include "conv_common.cuh"
+#include "kernels/conv.h"
 
 #define CONV_PLANS 128  // SD at 512 with CFG: ~31 UNet + ~13 VAE geometries (32 made decode evict UNet plans)
 #define CONV_WS_CAP ((size_t)1 << 30)
@@ -117,32 +118,33 @@ static int usable(zs_dtype dt, cudnnStatus_t st, cudnnDeterminism_t det, cudnnMa
 
 static const char *k_dir[3] = {"forward", "backward data", "backward filter"};
 
-// Chooses (once per plan and direction) the algorithm and its workspace size.
-static zs_status choose(cudnnHandle_t h, conv_plan *p, int dir) {
-    if (p->chosen[dir]) return ZS_OK;
+static int g_nondet_plans;  // backward plans that had to take a non-deterministic algorithm
+
+// Picks the first usable heuristic candidate of one direction that fits CONV_WS_CAP; 1 when found.
+static int pick(cudnnHandle_t h, conv_plan *p, int dir, int need_det) {
     enum { MAXA = 16 };
     int n = 0, algo[MAXA];
     cudnnMathType_t math[MAXA];
     if (dir == DIR_FWD) {
         cudnnConvolutionFwdAlgoPerf_t r[MAXA];
-        ZS_CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, p->xd, p->wd, p->cd[dir], p->yd, MAXA, &n, r));
+        if (cudnnGetConvolutionForwardAlgorithm_v7(h, p->xd, p->wd, p->cd[dir], p->yd, MAXA, &n, r)) return 0;
         int k = 0;
         for (int i = 0; i < n; i++)
-            if (usable(p->dt, r[i].status, r[i].determinism, r[i].mathType, 0)) algo[k] = (int)r[i].algo, math[k++] = r[i].mathType;
+            if (usable(p->dt, r[i].status, r[i].determinism, r[i].mathType, need_det)) algo[k] = (int)r[i].algo, math[k++] = r[i].mathType;
         n = k;
     } else if (dir == DIR_BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t r[MAXA];
-        ZS_CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->wd, p->yd, p->cd[dir], p->xd, MAXA, &n, r));
+        if (cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->wd, p->yd, p->cd[dir], p->xd, MAXA, &n, r)) return 0;
         int k = 0;
         for (int i = 0; i < n; i++)
-            if (usable(p->dt, r[i].status, r[i].determinism, r[i].mathType, 1)) algo[k] = (int)r[i].algo, math[k++] = r[i].mathType;
+            if (usable(p->dt, r[i].status, r[i].determinism, r[i].mathType, need_det)) algo[k] = (int)r[i].algo, math[k++] = r[i].mathType;
         n = k;
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t r[MAXA];
-        ZS_CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->xd, p->yd, p->cd[dir], p->wd, MAXA, &n, r));
+        if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->xd, p->yd, p->cd[dir], p->wd, MAXA, &n, r)) return 0;
         int k = 0;
         for (int i = 0; i < n; i++)
-            if (usable(p->dt, r[i].status, r[i].determinism, r[i].mathType, 1)) algo[k] = (int)r[i].algo, math[k++] = r[i].mathType;
+            if (usable(p->dt, r[i].status, r[i].determinism, r[i].mathType, need_det)) algo[k] = (int)r[i].algo, math[k++] = r[i].mathType;
         n = k;
     }
     for (int i = 0; i < n; i++) {
@@ -164,13 +166,28 @@ static zs_status choose(cudnnHandle_t h, conv_plan *p, int dir) {
         p->algo[dir] = algo[i];
         p->ws[dir] = ws;
         p->chosen[dir] = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int zs_conv2d_cuda_nondeterministic_plans(void) { return g_nondet_plans; }
+
+// Chooses (once per plan and direction) the algorithm and its workspace size. A backward
+// geometry for which cuDNN offers no deterministic algorithm takes a non-deterministic one
+// rather than failing the run; zs_conv2d_cuda_nondeterministic_plans() counts them.
+static zs_status choose(cudnnHandle_t h, conv_plan *p, int dir) {
+    if (p->chosen[dir]) return ZS_OK;
+    if (pick(h, p, dir, dir != DIR_FWD)) return ZS_OK;
+    if (dir != DIR_FWD && pick(h, p, dir, 0)) {
+        g_nondet_plans++;
         return ZS_OK;
     }
     const zs_conv_geom *g = &p->g;
     return ZS_ERR(ZS_EUNSUPPORTED,
                   "conv2d %s: cuDNN offers no usable algorithm (%s%s) for x [%lld, %lld, %lld, %lld], w [%lld, %lld, "
                   "%lld, %lld], stride %lldx%lld, pad %lldx%lld, groups %lld",
-                  k_dir[dir], zs_dtype_name(p->dt), dir ? ", deterministic" : "", (long long)g->N, (long long)g->Cin,
+                  k_dir[dir], zs_dtype_name(p->dt), "", (long long)g->N, (long long)g->Cin,
                   (long long)g->H, (long long)g->W, (long long)g->Cout, (long long)(g->Cin / g->G), (long long)g->KH,
                   (long long)g->KW, (long long)g->sh, (long long)g->sw, (long long)g->ph, (long long)g->pw,
                   (long long)g->G);

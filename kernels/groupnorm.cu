@@ -11,9 +11,10 @@ extern "C" {
 #include "kernels/unet_cuda.h"
 }
 
-// 512 threads: a block holds a whole group (up to 78400 elements for the VAE's 512 x 70 x 70
-// / 32), so per-block memory parallelism matters; N G blocks (64 for N = 2, G = 32) under-fill
-// a 132-SM H100: splitting groups over several blocks is the known next step (unmeasured).
+// 512 threads: a block holds a whole group (2.36 M elements in the VAE decoder's last stage at
+// 768x768: 128 / 32 channels x 768 x 768), so per-block memory parallelism matters; N G blocks
+// (32 for one VAE image, 64 for the UNet's CFG pair) under-fill a 132-SM H100: splitting groups
+// over several blocks is the known next step (unmeasured).
 enum { GN_THREADS = 512 };
 
 // Sum of v over the block, returned to every thread; sh holds GN_THREADS / 32 floats.

@@ -570,7 +570,7 @@ static zs_status elem_fwd(const char *op, const zs_sched_elem *e, zs_tensor *out
     zs_sched_elem ev = *e;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) {
-        float pv = pd ? pd[i] : 0.0f;
+        float pv = pd && ev.order2 ? pd[i] : 0.0f;
         float y = zs_se_fwd(&ev, xd[i], md ? md[i] : 0.0f, &pv);
         if (pd) pd[i] = pv;
         o[i] = y;

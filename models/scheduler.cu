@@ -7,7 +7,7 @@ template <typename T>
 __global__ void sched_fwd_kernel(zs_sched_elem e, T *out, const T *x, const T *m, T *p, long long n) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float pv = p ? to_f(p[i]) : 0.0f;
+    float pv = p && e.order2 ? to_f(p[i]) : 0.0f;  // read only when used: the first DPM step's p is uninitialised
     float y = zs_se_fwd(&e, to_f(x[i]), m ? to_f(m[i]) : 0.0f, &pv);
     if (p) p[i] = from_f<T>(pv);
     out[i] = from_f<T>(y);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "engine/backend.h"
+#include "kernels/conv.h"
 #include "kernels/ops.h"
 #include "op_fam_conv.h"
 #include "test.h"
@@ -269,5 +270,7 @@ GPU_TEST(ops_cuda_conv_deterministic) {
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
         if (zt_cuda_bwd_twice_same(&cs[i]) != ZT_PASS) return ZT_FAIL;
+    CHECK(zs_conv2d_cuda_nondeterministic_plans() == 0, "%d conv backward plans took a non-deterministic algorithm",
+          zs_conv2d_cuda_nondeterministic_plans());
     return ZT_PASS;
 }
