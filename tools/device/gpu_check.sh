@@ -41,6 +41,13 @@ if [ "${TESTS:-all}" != none ]; then
 echo "== tests (${TESTS:-all})"
 TARGS=""; [ "${TESTS:-all}" = gpu ] && TARGS="--require-gpu"
 ZSMLC_TEST_VERBOSE=1 build/zsmlc_tests $TARGS 2>&1 | tee "$OUT/tests.log" | grep -E "^(FAIL|SKIP)|passed,|CHECK|: " ; echo "tests rc=${PIPESTATUS[0]}"
+# The first few failures again with synchronous launches: a kernel's fault is then reported by
+# the launch that caused it, not by the next copy (the pipeline never syncs by itself).
+for t in $(grep -E "^FAIL " "$OUT/tests.log" | awk '{print $2}' | head -"${RERUN_FAILED:-6}"); do
+    echo "-- rerun $t with CUDA_LAUNCH_BLOCKING=1"
+    CUDA_LAUNCH_BLOCKING=1 ZSMLC_TEST_VERBOSE=1 timeout 90 build/zsmlc_tests "$t" > "$OUT/rerun_$t.log" 2>&1
+    echo "rc=$?"; grep -E "CHECK|error|: " "$OUT/rerun_$t.log" | head -8
+done
 fi
 [ "${BENCH:-1}" = 0 ] && exit 0
 # SUITES picks the benchmarks (default all four: ops clip sd diffusers); each is capped by BENCH_TIMEOUT.
