@@ -37,6 +37,14 @@ ZS_HD float zs_philox_uniform(uint64_t seed, uint64_t idx) {
     return zs_u32_to_unit(o[idx & 3]);
 }
 
+// Box-Muller in polar form on two words: the normal pair is (r cos a, r sin a).
+ZS_HD void zs_box_muller(uint32_t w0, uint32_t w1, double *r, double *a) {
+    double u1 = ((double)(w0 >> 8) + 1.0) * (1.0 / 16777216.0);  // (0, 1]
+    double u2 = (double)(w1 >> 8) * (1.0 / 16777216.0);           // [0, 1)
+    *r = sqrt(-2.0 * log(u1));
+    *a = 6.283185307179586476925 * u2;
+}
+
 // Element idx of the standard normal stream: Box-Muller on the word pairs (0,1) and (2,3)
 // of counter idx/4 (cos for even idx, sin for odd). Computed in double and rounded, so
 // host libm and CUDA agree to the last float bit in all but vanishingly rare ties.
@@ -44,10 +52,8 @@ ZS_HD float zs_philox_normal(uint64_t seed, uint64_t idx) {
     uint32_t o[4];
     zs_philox(idx >> 2, seed, o);
     int pair = (int)(idx & 2);
-    double u1 = ((double)(o[pair] >> 8) + 1.0) * (1.0 / 16777216.0);  // (0, 1]
-    double u2 = (double)(o[pair + 1] >> 8) * (1.0 / 16777216.0);      // [0, 1)
-    double r = sqrt(-2.0 * log(u1));
-    double a = 6.283185307179586476925 * u2;
+    double r, a;
+    zs_box_muller(o[pair], o[pair + 1], &r, &a);
     return (float)((idx & 1) ? r * sin(a) : r * cos(a));
 }
 

@@ -8,7 +8,7 @@ void zs_rng_uniform_host(float *x, int64_t n, uint64_t seed, uint64_t offset) {
 }
 
 // Same values as zs_philox_normal element by element, but one Philox call per 4 elements and
-// one log and one sincos per Box-Muller pair (the same double expressions, so the same bits):
+// one log and one sincos per Box-Muller pair (zs_box_muller, as there, so the same bits):
 // the per-element form spends 4x the Philox rounds and 2x the logs.
 void zs_rng_normal_host(float *x, int64_t n, uint64_t seed, uint64_t offset) {
     if (n <= 0) return;
@@ -23,10 +23,8 @@ void zs_rng_normal_host(float *x, int64_t n, uint64_t seed, uint64_t offset) {
             int take0 = idx >= offset && idx < offset + (uint64_t)n;
             int take1 = idx + 1 >= offset && idx + 1 < offset + (uint64_t)n;
             if (!take0 && !take1) continue;
-            double u1 = ((double)(o[pair] >> 8) + 1.0) * (1.0 / 16777216.0);
-            double u2 = (double)(o[pair + 1] >> 8) * (1.0 / 16777216.0);
-            double r = sqrt(-2.0 * log(u1));
-            double a = 6.283185307179586476925 * u2;
+            double r, a;
+            zs_box_muller(o[pair], o[pair + 1], &r, &a);
             double c = cos(a), sn = sin(a);  // GCC fuses the two into one sincos
             if (take0) x[idx - offset] = (float)(r * c);
             if (take1) x[idx + 1 - offset] = (float)(r * sn);

@@ -118,34 +118,35 @@ static int usable(zs_dtype dt, cudnnStatus_t st, cudnnDeterminism_t det, cudnnMa
 
 static const char *k_dir[3] = {"forward", "backward data", "backward filter"};
 
+// Compacts the usable entries of one direction's heuristic results into algo / math; their count.
+template <typename Perf>
+static int keep(zs_dtype dt, const Perf *r, int n, int need_det, int *algo, cudnnMathType_t *math) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (usable(dt, r[i].status, r[i].determinism, r[i].mathType, need_det)) algo[k] = (int)r[i].algo, math[k++] = r[i].mathType;
+    return k;
+}
+
 static int g_nondet_plans;  // backward plans that had to take a non-deterministic algorithm
 
-// Picks the first usable heuristic candidate of one direction that fits CONV_WS_CAP; 1 when found.
-static int pick(cudnnHandle_t h, conv_plan *p, int dir, int need_det) {
+// Picks the first usable heuristic candidate of one direction that fits CONV_WS_CAP
+// (p->chosen[dir] set when one is found).
+static zs_status pick(cudnnHandle_t h, conv_plan *p, int dir, int need_det) {
     enum { MAXA = 16 };
     int n = 0, algo[MAXA];
     cudnnMathType_t math[MAXA];
     if (dir == DIR_FWD) {
         cudnnConvolutionFwdAlgoPerf_t r[MAXA];
-        if (cudnnGetConvolutionForwardAlgorithm_v7(h, p->xd, p->wd, p->cd[dir], p->yd, MAXA, &n, r)) return 0;
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (usable(p->dt, r[i].status, r[i].determinism, r[i].mathType, need_det)) algo[k] = (int)r[i].algo, math[k++] = r[i].mathType;
-        n = k;
+        ZS_CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, p->xd, p->wd, p->cd[dir], p->yd, MAXA, &n, r));
+        n = keep(p->dt, r, n, need_det, algo, math);
     } else if (dir == DIR_BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t r[MAXA];
-        if (cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->wd, p->yd, p->cd[dir], p->xd, MAXA, &n, r)) return 0;
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (usable(p->dt, r[i].status, r[i].determinism, r[i].mathType, need_det)) algo[k] = (int)r[i].algo, math[k++] = r[i].mathType;
-        n = k;
+        ZS_CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->wd, p->yd, p->cd[dir], p->xd, MAXA, &n, r));
+        n = keep(p->dt, r, n, need_det, algo, math);
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t r[MAXA];
-        if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->xd, p->yd, p->cd[dir], p->wd, MAXA, &n, r)) return 0;
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (usable(p->dt, r[i].status, r[i].determinism, r[i].mathType, need_det)) algo[k] = (int)r[i].algo, math[k++] = r[i].mathType;
-        n = k;
+        ZS_CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->xd, p->yd, p->cd[dir], p->wd, MAXA, &n, r));
+        n = keep(p->dt, r, n, need_det, algo, math);
     }
     for (int i = 0; i < n; i++) {
         // F32 stays in FMA math whatever the entry says (DEFAULT may allow TF32 on Ampere+).
@@ -166,9 +167,9 @@ static int pick(cudnnHandle_t h, conv_plan *p, int dir, int need_det) {
         p->algo[dir] = algo[i];
         p->ws[dir] = ws;
         p->chosen[dir] = 1;
-        return 1;
+        break;
     }
-    return 0;
+    return ZS_OK;
 }
 
 int zs_conv2d_cuda_nondeterministic_plans(void) { return g_nondet_plans; }
@@ -178,16 +179,17 @@ int zs_conv2d_cuda_nondeterministic_plans(void) { return g_nondet_plans; }
 // rather than failing the run; zs_conv2d_cuda_nondeterministic_plans() counts them.
 static zs_status choose(cudnnHandle_t h, conv_plan *p, int dir) {
     if (p->chosen[dir]) return ZS_OK;
-    if (pick(h, p, dir, dir != DIR_FWD)) return ZS_OK;
-    if (dir != DIR_FWD && pick(h, p, dir, 0)) {
-        g_nondet_plans++;
-        return ZS_OK;
+    ZS_TRY(pick(h, p, dir, dir != DIR_FWD));
+    if (!p->chosen[dir] && dir != DIR_FWD) {
+        ZS_TRY(pick(h, p, dir, 0));
+        g_nondet_plans += p->chosen[dir];
     }
+    if (p->chosen[dir]) return ZS_OK;
     const zs_conv_geom *g = &p->g;
     return ZS_ERR(ZS_EUNSUPPORTED,
-                  "conv2d %s: cuDNN offers no usable algorithm (%s%s) for x [%lld, %lld, %lld, %lld], w [%lld, %lld, "
+                  "conv2d %s: cuDNN offers no usable algorithm (%s) for x [%lld, %lld, %lld, %lld], w [%lld, %lld, "
                   "%lld, %lld], stride %lldx%lld, pad %lldx%lld, groups %lld",
-                  k_dir[dir], zs_dtype_name(p->dt), "", (long long)g->N, (long long)g->Cin,
+                  k_dir[dir], zs_dtype_name(p->dt), (long long)g->N, (long long)g->Cin,
                   (long long)g->H, (long long)g->W, (long long)g->Cout, (long long)(g->Cin / g->G), (long long)g->KH,
                   (long long)g->KW, (long long)g->sh, (long long)g->sw, (long long)g->ph, (long long)g->pw,
                   (long long)g->G);
